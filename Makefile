@@ -1,0 +1,36 @@
+# Two set-up commands for a new user: `make demo` and `make test`. Both create .venv if missing
+# and install the project with torch pinned to 2.13.0 (constraints.txt).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export LOWBIT_RBP_DATA ?= $(abspath ../shared/data)
+
+.PHONY: install test test-slow demo bench reports clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,quant,dist]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -q
+
+demo: $(STAMP)
+	$(VENV)/bin/lowbit-rbp demo --epochs 2
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_epoch.py
+
+# The MNIST foundation table (20 epochs, seeds 0-2): about 10 minutes on 2 cores.
+reports: $(STAMP)
+	$(VENV)/bin/lowbit-rbp reproduce foundation --epochs 20 --seeds 0,1,2 --workers 2 --out reports
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,256 @@
+"""The learning channel: how each hidden layer receives its error signal.
+
+One interface, one small class per algorithm. Every algorithm trains the top layer like BP and
+differs only in where a hidden layer's received signal ``J^k`` comes from:
+
+    BP     J^k = R^{k+1} @ W^{k+1}                (the forward weights, transposed use)
+    RBP    J^k = R^{k+1} @ B^k                    (fixed random B^k, layer to layer)
+    SRBP   J^k = R^{top} @ B^k                    (fixed random B^k, straight from the output)
+    SBP    J^k = R^{top} @ (W^{top} ... W^{k+1})  (skipped BP: product of forward weights)
+    top    no signal: hidden layers stay at their initial values
+
+then ``R^k = f'(S^k) * J^k`` (or ``J^k`` without f'). Everything else is an option of the channel,
+not a new algorithm: adaptive feedback (ARBP/ASRBP), dropout, quantization points, sign or
+magnitude-only updates, per-weight feedback, resampling, sign concordance, fixed top layers.
+
+Indexing: weight layer k = 0..L-1 maps ``O[k]`` to ``O[k+1]``; ``R[k]`` has shape
+``(batch, N_{k+1})`` and gives the update ``W[k] += lr/batch * R[k]^T O[k]``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .errors import ConfigError
+from .feedback import build_feedback, parse_feedback_spec
+from .formats import Float32, parse_format
+from .models import MLP
+
+
+class Quantizer:
+    """Applies a number format to torch tensors in place, with a counter for stochastic modes."""
+
+    def __init__(self, spec, seed: int):
+        self.fmt = parse_format(spec)
+        self.seed = seed
+        self.counter = 0
+        self.active = not isinstance(self.fmt, Float32)
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        if not self.active:
+            return t
+        from kernels import dispatch
+        dispatch.quantize_(t, self.fmt, seed=self.seed, counter=self.counter)
+        self.counter += t.numel()
+        return t
+
+
+class Channel:
+    """Base learning channel. Subclasses define ``source(k)`` and ``matrix(k, net)``."""
+
+    skipped = False          # signals come straight from the output layer
+    random_feedback = True   # uses feedback matrices from the factory
+    trains_hidden = True
+
+    def __init__(self, cfg: RunConfig, net: MLP, rng: np.random.Generator, batch: int):
+        c, f = cfg.channel, cfg.formats
+        self.cfg = cfg
+        self.L = net.n_layers
+        self.use_fprime = c.fprime
+        self.dropout = c.dropout
+        self.update_mode = c.update
+        self.per_weight = c.per_weight
+        self.resample = c.resample
+        self.adaptive = c.algorithm in ("arbp", "asrbp")
+        self.adaptive_lr_scale = c.adaptive_lr_scale
+        self.feedback_spec = parse_feedback_spec(c.feedback)
+        self.rng = rng
+        self.gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        seed = cfg.train.seed
+        self.q_error = Quantizer(f.error, seed * 4 + 1)
+        self.q_signal = Quantizer(f.signal, seed * 4 + 2)
+        self.q_feedback = Quantizer(f.feedback, seed * 4 + 3)
+        self.quantize_after = f.quantize_at == "after_fprime"
+        if self.feedback_spec.needs_forward_sign and (self.skipped or not self.random_feedback):
+            raise ConfigError(f"channel.feedback: sign_concordant needs a layer-to-layer random channel "
+                              f"(rbp, arbp); got algorithm {c.algorithm!r}")
+        if self.per_weight and not self.random_feedback:
+            raise ConfigError(f"channel.per_weight needs a random channel (rbp, srbp, arbp, asrbp); got {c.algorithm!r}")
+        self.B: dict[int, torch.Tensor] = {}
+        self._magnitudes: dict[int, torch.Tensor] = {}
+        self.per_weight_B: dict[int, torch.Tensor] = {}
+        if self.random_feedback and self.trains_hidden:
+            self.draw_feedback(net)
+        self._alloc(net, batch)
+
+    # --- what differs per algorithm -------------------------------------------------------
+    def source(self, k: int) -> int:
+        return k + 1
+
+    def matrix(self, k: int, net: MLP) -> torch.Tensor:
+        return self.B[k]
+
+    def prepare(self, net: MLP) -> None:
+        """Per-step set-up before signals are computed (SBP products, resampling, sign concordance)."""
+        if self.resample:
+            self.draw_feedback(net)
+        for k, mag in self._magnitudes.items():
+            torch.mul(mag, torch.sign(net.W[k + 1]), out=self.B[k])
+            self.q_feedback(self.B[k])
+
+    # --- shared machinery ---------------------------------------------------------------
+    def hidden_layers(self):
+        return range(self.L - 1) if self.trains_hidden else range(0)
+
+    def feedback_shape(self, k: int, net: MLP) -> tuple[int, int]:
+        return (net.sizes[self.source(k) + 1], net.sizes[k + 1])
+
+    def draw_feedback(self, net: MLP) -> None:
+        for k in self.hidden_layers():
+            shape = self.feedback_shape(k, net)
+            if self.per_weight:
+                # One feedback weight per (sender, forward weight) triple: (sender, N_{k+1}, N_k).
+                full = (shape[0], net.sizes[k + 1], net.sizes[k])
+                m = build_feedback(self.feedback_spec, (shape[0], full[1] * full[2]), self.rng, skipped=self.skipped)
+                self.per_weight_B[k] = torch.from_numpy(m.reshape(full))
+                continue
+            m = torch.from_numpy(build_feedback(self.feedback_spec, shape, self.rng, skipped=self.skipped))
+            if self.feedback_spec.needs_forward_sign:
+                self._magnitudes[k] = m
+                self.B[k] = torch.empty_like(m)
+            else:
+                self.B[k] = self.q_feedback(m)
+
+    def _alloc(self, net: MLP, batch: int) -> None:
+        self.batch = batch
+        self.R = [torch.empty(batch, n) for n in net.sizes[1:]]
+        self.fp = [torch.empty(batch, n) for n in net.sizes[1:]]
+
+    def signals(self, net: MLP, acts: list[torch.Tensor], target: torch.Tensor) -> list[torch.Tensor]:
+        """Fill and return ``R[k]`` for every layer from the forward activations and one-hot targets."""
+        if acts[0].shape[0] != self.batch:
+            self._alloc(net, acts[0].shape[0])
+        top = self.L - 1
+        torch.sub(target, acts[-1], out=self.R[top])
+        self.q_error(self.R[top])
+        self.prepare(net)
+        for k in reversed(self.hidden_layers()):
+            r = self.R[k]
+            if self.per_weight:
+                continue  # the per-weight channel forms its update directly (weight_gradient)
+            torch.mm(self.R[self.source(k)], self.matrix(k, net), out=r)
+            if self.dropout:
+                keep = torch.empty_like(r).bernoulli_(1.0 - self.dropout, generator=self.gen)
+                r.mul_(keep).mul_(1.0 / (1.0 - self.dropout))
+            if not self.quantize_after:
+                self.q_signal(r)
+            if self.use_fprime:
+                r.mul_(net.fprime_(acts[k + 1], self.fp[k]))
+            if self.quantize_after:
+                self.q_signal(r)
+        return self.R
+
+    def trains(self, k: int) -> bool:
+        """Whether weight layer k is updated (top layer always, unless held fixed)."""
+        if k >= self.L - self.cfg.channel.fixed_top:
+            return False
+        return k == self.L - 1 or self.trains_hidden
+
+    def weight_gradient(self, k: int, net: MLP, acts, out: torch.Tensor) -> torch.Tensor:
+        """Write the summed update direction ``R^T O`` for layer k into ``out`` (shape of W[k])."""
+        hidden = k < self.L - 1
+        if hidden and self.per_weight:
+            self._per_weight_gradient(k, net, acts, out)
+        else:
+            torch.mm(self.R[k].T, acts[k], out=out)
+        if hidden and self.update_mode == "sign":
+            # Sign only: keep one scale per layer (RMS) so the learning rate keeps its meaning.
+            scale = out.pow(2).mean().sqrt()
+            out.sign_().mul_(scale)
+        elif hidden and self.update_mode == "magnitude":
+            out.abs_()
+        return out
+
+    def _per_weight_gradient(self, k, net, acts, out):
+        """dW_ij = sum_b sum_s C_sij (f'_bi) R_bs O_bj: a private feedback weight per forward weight."""
+        src = self.R[self.source(k)]
+        fp = net.fprime_(acts[k + 1], self.fp[k]) if self.use_fprime else None
+        out.zero_()
+        c = self.per_weight_B[k]
+        for s in range(src.shape[1]):
+            signal = src[:, s:s + 1] * fp if fp is not None else src[:, s:s + 1].expand(-1, out.shape[0])
+            out.add_(c[s] * (signal.T @ acts[k]))
+
+    def after_update(self, net: MLP, acts, lr: float) -> None:
+        """Adaptive channels learn: B^k += eta_c/batch * R_src^T O^{k+1} (the paper's dC = eta O R^T)."""
+        if not self.adaptive or self.per_weight:
+            return
+        eta = lr * self.adaptive_lr_scale / acts[0].shape[0]
+        for k in self.hidden_layers():
+            self.B[k].addmm_(self.R[self.source(k)].T, acts[k + 1], alpha=eta)
+
+    def state(self) -> dict:
+        return {"B": {k: v.clone() for k, v in self.B.items()},
+                "per_weight_B": {k: v.clone() for k, v in self.per_weight_B.items()},
+                "counters": [self.q_error.counter, self.q_signal.counter, self.q_feedback.counter],
+                "gen": self.gen.get_state()}
+
+    def load_state(self, state: dict) -> None:
+        for k, v in state["B"].items():
+            self.B[k].copy_(v)
+        for k, v in state["per_weight_B"].items():
+            self.per_weight_B[k].copy_(v)
+        self.q_error.counter, self.q_signal.counter, self.q_feedback.counter = state["counters"]
+        self.gen.set_state(state["gen"])
+
+
+class BP(Channel):
+    random_feedback = False
+
+    def matrix(self, k, net):
+        return net.W[k + 1]
+
+
+class RBP(Channel):
+    pass
+
+
+class SRBP(Channel):
+    skipped = True
+
+    def source(self, k):
+        return self.L - 1
+
+
+class SBP(Channel):
+    """Skipped BP: the output error reaches layer k through the product of the forward matrices above it."""
+
+    skipped = True
+    random_feedback = False
+
+    def source(self, k):
+        return self.L - 1
+
+    def prepare(self, net):
+        prod = net.W[self.L - 1]
+        self._products = {}
+        for k in reversed(range(self.L - 1)):
+            self._products[k] = prod
+            if k > 0:
+                prod = prod @ net.W[k]
+
+    def matrix(self, k, net):
+        return self._products[k]
+
+
+class TopOnly(Channel):
+    random_feedback = False
+    trains_hidden = False
+
+
+CHANNELS = {"bp": BP, "rbp": RBP, "arbp": RBP, "srbp": SRBP, "asrbp": SRBP, "sbp": SBP, "top": TopOnly}
+
+
+def make_channel(cfg: RunConfig, net: MLP, rng: np.random.Generator, batch: int) -> Channel:
+    return CHANNELS[cfg.channel.algorithm](cfg, net, rng, batch)

@@ -1,0 +1,290 @@
+"""Run configuration: a frozen dataclass tree read from TOML and overridden by ``section.key=value``.
+
+``RunConfig.validate()`` (called by every constructor here) raises one ``ConfigError`` naming the
+bad field, its value and what is allowed. ``config_hash()`` keys results in the store.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from .errors import ConfigError, bad_value
+from .formats import parse_format
+
+ALGORITHMS = ("bp", "rbp", "srbp", "sbp", "top", "arbp", "asrbp")
+ACTIVATIONS = ("tanh", "relu", "logistic", "linear")
+DATASETS = ("mnist", "cifar10", "cifar10-subset")
+UPDATE_MODES = ("full", "sign", "magnitude")
+QUANTIZE_AT = ("before_fprime", "after_fprime")
+BACKENDS = ("auto", "numpy", "numba", "cuda")
+INITS = ("glorot_normal", "glorot_uniform")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    dataset: str = "mnist"
+    # Hidden layer sizes; input and output sizes come from the dataset.
+    hidden: tuple[int, ...] = (100, 100, 100, 100)
+    activation: str = "tanh"
+    init: str = "glorot_normal"
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    algorithm: str = "bp"
+    # Multiply the received signal by f'(S^h) (the paper's "with f'"); False gives the no-f' variants.
+    fprime: bool = True
+    # Feedback-matrix spec for the random algorithms (see lowbit_rbp.feedback).
+    feedback: str = "glorot_normal"
+    # Draw fresh feedback matrices every minibatch (the paper's "stochasticity" ablation).
+    resample: bool = False
+    # Learning-channel dropout probability, surviving signals scaled by 1/(1-p).
+    dropout: float = 0.0
+    # Hidden-layer updates: full, sign only, or magnitude only.
+    update: str = "full"
+    # A different random feedback weight for every forward weight instead of every neuron.
+    per_weight: bool = False
+    # Number of top layers held fixed at their initial values.
+    fixed_top: int = 0
+    # Learning rate of the adaptive channel (ARBP/ASRBP) as a multiple of the forward rate.
+    adaptive_lr_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class FormatsConfig:
+    # T - O^L as it enters the channel.
+    error: str = "float32"
+    # Every signal a layer sends on (BP/RBP quantize before propagating, so errors accumulate).
+    signal: str = "float32"
+    # The feedback weights C^h.
+    feedback: str = "float32"
+    # The per-example weight update, before it is summed over the minibatch.
+    update: str = "float32"
+    # The accumulator of the update.
+    accumulator: str = "float32"
+    # Quantize the received signal J^h before multiplying by f' or the product after.
+    quantize_at: str = "before_fprime"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 100
+    lr: float = 0.1
+    # Keras-style time decay: lr_t = lr / (1 + lr_decay * t), t = updates so far.
+    lr_decay: float = 1e-6
+    momentum: float = 0.0
+    seed: int = 0
+    # Use only the first N training examples (0 = all); for quick runs and tests.
+    train_subset: int = 0
+    test_subset: int = 0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    channel: ChannelConfig = field(default_factory=ChannelConfig)
+    formats: FormatsConfig = field(default_factory=FormatsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    backend: str = "auto"
+    threads: int = 0
+    name: str = ""
+
+    def validate(self) -> "RunConfig":
+        _validate(self)
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def config_hash(self) -> str:
+        """Hash of everything that changes a result (the display name does not)."""
+        d = self.to_dict()
+        d.pop("name")
+        d.pop("threads")
+        d.pop("backend")
+        blob = json.dumps(d, sort_keys=True, default=list).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def label(self) -> str:
+        return self.name or describe(self)
+
+
+SECTIONS = {"model": ModelConfig, "channel": ChannelConfig, "formats": FormatsConfig, "train": TrainConfig}
+TOP_LEVEL = ("backend", "threads", "name")
+
+
+def describe(cfg: RunConfig) -> str:
+    c = cfg.channel
+    parts = [c.algorithm]
+    if not c.fprime:
+        parts.append("nofprime")
+    if c.feedback != "glorot_normal" and c.algorithm not in ("bp", "sbp", "top"):
+        parts.append(c.feedback)
+    for name in ("error", "signal", "feedback", "update"):
+        spec = getattr(cfg.formats, name)
+        if spec != "float32":
+            parts.append(f"{name}={spec}")
+    if c.dropout:
+        parts.append(f"dropout={c.dropout}")
+    return " ".join(parts)
+
+
+def _type_of(cls, name):
+    return {f.name: f.type for f in fields(cls)}[name]
+
+
+def _coerce(where: str, annot: str, value):
+    """Coerce a TOML or command-line value to the field's declared type, or say why not."""
+    try:
+        if annot == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
+                return value.lower() in ("1", "true", "yes")
+            raise ValueError
+        if annot == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if annot == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if annot == "str":
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+        if annot.startswith("tuple"):
+            if isinstance(value, str):
+                value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+            return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: got {value!r}; expected a value of type {annot}") from None
+    raise AssertionError(annot)
+
+
+def from_dict(data: dict) -> RunConfig:
+    """Build a validated RunConfig from nested dicts (as TOML gives), rejecting unknown keys."""
+    kwargs = {}
+    for key, value in data.items():
+        if key in SECTIONS:
+            cls = SECTIONS[key]
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{key}] must be a table of settings, got {value!r}")
+            known = [f.name for f in fields(cls)]
+            sub = {}
+            for k, v in value.items():
+                if k not in known:
+                    raise bad_value(f"unknown config key '{key}.{k}'", k, ", ".join(f"{key}.{n}" for n in known))
+                sub[k] = _coerce(f"{key}.{k}", _type_of(cls, k), v)
+            kwargs[key] = cls(**sub)
+        elif key in TOP_LEVEL:
+            kwargs[key] = _coerce(key, _type_of(RunConfig, key), value)
+        else:
+            allowed = ", ".join([*SECTIONS, *TOP_LEVEL])
+            raise bad_value("unknown config section or key", key, allowed)
+    return RunConfig(**kwargs).validate()
+
+
+def apply_overrides(cfg: RunConfig, overrides) -> RunConfig:
+    """Apply ``section.key=value`` strings (command-line overrides) to a config."""
+    data = cfg.to_dict()
+    for item in overrides or ():
+        key, eq, raw = item.partition("=")
+        if not eq:
+            raise ConfigError(f"override {item!r}: expected section.key=value, e.g. channel.algorithm=srbp")
+        path = key.strip().split(".")
+        if len(path) == 1 and path[0] in TOP_LEVEL:
+            data[path[0]] = _parse_scalar(raw)
+            continue
+        if len(path) != 2 or path[0] not in SECTIONS:
+            raise bad_value("override key", key, "section.key with section in " + ", ".join(SECTIONS)
+                            + " or one of " + ", ".join(TOP_LEVEL))
+        if path[1] not in data[path[0]]:
+            known = ", ".join(f"{path[0]}.{f.name}" for f in fields(SECTIONS[path[0]]))
+            raise bad_value(f"unknown config key '{key}'", key, known)
+        data[path[0]][path[1]] = _parse_scalar(raw)
+    return from_dict(data)
+
+
+def _parse_scalar(raw: str):
+    raw = raw.strip()
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw  # a bare string such as srbp or sparse:n=2
+
+
+def load_config(path=None, overrides=()) -> RunConfig:
+    """Read a TOML run file (or start from defaults) and apply overrides."""
+    data = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+    return apply_overrides(from_dict(data), overrides)
+
+
+def with_changes(cfg: RunConfig, **sections) -> RunConfig:
+    """``with_changes(cfg, channel={"algorithm": "srbp"})``: a validated modified copy."""
+    updated = {k: replace(getattr(cfg, k), **v) if isinstance(v, dict) else v for k, v in sections.items()}
+    return replace(cfg, **updated).validate()
+
+
+def _validate(cfg: RunConfig) -> None:
+    m, c, f, t = cfg.model, cfg.channel, cfg.formats, cfg.train
+    if m.dataset not in DATASETS:
+        raise bad_value("model.dataset", m.dataset, ", ".join(DATASETS))
+    if any((not isinstance(n, int)) or n < 1 for n in m.hidden):
+        raise bad_value("model.hidden", list(m.hidden), "a list of layer sizes, each an integer >= 1")
+    if m.activation not in ACTIVATIONS:
+        raise bad_value("model.activation", m.activation, ", ".join(ACTIVATIONS))
+    if m.init not in INITS:
+        raise bad_value("model.init", m.init, ", ".join(INITS))
+    if c.algorithm not in ALGORITHMS:
+        raise bad_value("channel.algorithm", c.algorithm, ", ".join(ALGORITHMS))
+    from .feedback import parse_feedback_spec  # local: feedback imports errors only
+    parse_feedback_spec(c.feedback)
+    if not 0.0 <= c.dropout < 1.0:
+        raise bad_value("channel.dropout", c.dropout, "a probability in [0, 1)")
+    if c.update not in UPDATE_MODES:
+        raise bad_value("channel.update", c.update, ", ".join(UPDATE_MODES))
+    n_layers = len(m.hidden) + 1
+    if not 0 <= c.fixed_top < n_layers:
+        raise bad_value("channel.fixed_top", c.fixed_top, f"0..{n_layers - 1} (the net has {n_layers} weight layers)")
+    if c.adaptive_lr_scale < 0:
+        raise bad_value("channel.adaptive_lr_scale", c.adaptive_lr_scale, "a number >= 0")
+    for name in ("error", "signal", "feedback", "update", "accumulator"):
+        try:
+            parse_format(getattr(f, name))
+        except ConfigError as exc:
+            raise ConfigError(f"formats.{name}: {exc}") from None
+    if f.quantize_at not in QUANTIZE_AT:
+        raise bad_value("formats.quantize_at", f.quantize_at, ", ".join(QUANTIZE_AT))
+    if t.epochs < 1:
+        raise bad_value("train.epochs", t.epochs, "an integer >= 1")
+    if t.batch_size < 1:
+        raise bad_value("train.batch_size", t.batch_size, "an integer >= 1")
+    if not t.lr > 0:
+        raise bad_value("train.lr", t.lr, "a number > 0")
+    if t.lr_decay < 0:
+        raise bad_value("train.lr_decay", t.lr_decay, "a number >= 0")
+    if not 0 <= t.momentum < 1:
+        raise bad_value("train.momentum", t.momentum, "a number in [0, 1)")
+    if t.seed < 0:
+        raise bad_value("train.seed", t.seed, "an integer >= 0")
+    if t.train_subset < 0 or t.test_subset < 0:
+        raise bad_value("train.train_subset/test_subset", (t.train_subset, t.test_subset), "integers >= 0 (0 = all)")
+    if cfg.backend not in BACKENDS:
+        raise bad_value("backend", cfg.backend, ", ".join(BACKENDS))
+    if cfg.threads < 0:
+        raise bad_value("threads", cfg.threads, "an integer >= 0 (0 = library default)")

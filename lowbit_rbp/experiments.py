@@ -1,0 +1,159 @@
+"""Named experiments: sets of runs (variant x seed) trained side by side and tabulated.
+
+A variant is a label plus config overrides. Each run writes its own JSON-lines file under the
+results folder (named by config hash), so an interrupted experiment resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import RunConfig, apply_overrides
+from .errors import bad_value
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    row: str            # paper table row, e.g. baseline
+    column: str         # paper table column: bp, rbp, srbp, top
+    overrides: tuple[str, ...]
+
+
+def _v(label, row, column, *overrides):
+    return Variant(label, row, column, (f"channel.algorithm={'top' if column == 'top' else column}", *overrides))
+
+
+FOUNDATION = (
+    _v("BP", "baseline", "bp"),
+    _v("RBP", "baseline", "rbp"),
+    _v("SRBP", "baseline", "srbp"),
+    _v("Top only", "baseline", "top"),
+    _v("BP no f'", "no_fprime", "bp", "channel.fprime=false"),
+    _v("RBP no f'", "no_fprime", "rbp", "channel.fprime=false"),
+    _v("SRBP no f'", "no_fprime", "srbp", "channel.fprime=false"),
+    _v("RBP sparse-1", "sparse_1", "rbp", "channel.feedback='sparse:n=1'"),
+    _v("SRBP sparse-1", "sparse_1", "srbp", "channel.feedback='sparse:n=1'"),
+)
+
+DEMO = FOUNDATION[:3]
+
+EXPERIMENTS = {"foundation": FOUNDATION, "demo": DEMO}
+
+
+def expand(variants, seeds, base_overrides=()) -> list[tuple[Variant, RunConfig]]:
+    runs = []
+    for v in variants:
+        for s in seeds:
+            cfg = apply_overrides(RunConfig(), [*base_overrides, *v.overrides, f"train.seed={s}",
+                                                f"name='{v.label}'"])
+            runs.append((v, cfg))
+    return runs
+
+
+def _worker(args):
+    cfg, path, threads = args
+    import torch
+    torch.set_num_threads(threads)
+    from .train import run_training
+    res = run_training(cfg, path, progress=False)
+    return str(path), res.status, res.final.test_acc
+
+
+def run_experiment(name: str, seeds, results_dir, *, base_overrides=(), workers: int = 1,
+                   progress: bool = True) -> list[dict]:
+    """Train every (variant, seed) run not yet finished; return one summary dict per run."""
+    if name not in EXPERIMENTS:
+        raise bad_value("experiment", name, ", ".join(EXPERIMENTS))
+    from tqdm.auto import tqdm
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    runs = expand(EXPERIMENTS[name], seeds, base_overrides)
+    threads = 1 if workers > 1 else 0
+    jobs = [(cfg, results_dir / f"{cfg.config_hash()}.jsonl", threads or _default_threads()) for _, cfg in runs]
+    bar = tqdm(total=len(jobs), desc=f"{name}: runs", disable=not progress)
+    if workers > 1:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for _ in pool.imap_unordered(_worker, jobs):
+                bar.update(1)
+    else:
+        for job in jobs:
+            _worker(job)
+            bar.update(1)
+    bar.close()
+    return [summarize_run(v, cfg, results_dir / f"{cfg.config_hash()}.jsonl") for v, cfg in runs]
+
+
+def _default_threads() -> int:
+    import torch
+    return torch.get_num_threads()
+
+
+def summarize_run(v: Variant, cfg: RunConfig, path: Path) -> dict:
+    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    epochs = [x for x in lines if x.get("type") == "epoch"]
+    last = epochs[-1]
+    return {"label": v.label, "row": v.row, "column": v.column, "seed": cfg.train.seed,
+            "epochs": last["epoch"], "status": last["status"], "test_acc": last["test_acc"],
+            "seconds": sum(e["seconds"] for e in epochs), "machine": lines[0].get("machine", {}),
+            "config_hash": cfg.config_hash()}
+
+
+def table(summaries: list[dict]) -> list[dict]:
+    """Group runs by variant: mean and sample sd of final test accuracy (%)."""
+    from .paper import MNIST_TABLE1
+    out = []
+    for label in dict.fromkeys(s["label"] for s in summaries):
+        group = [s for s in summaries if s["label"] == label]
+        accs = [100 * s["test_acc"] for s in group if s["status"] == "ok"]
+        paper = MNIST_TABLE1.get(group[0]["row"], {}).get(group[0]["column"])
+        out.append({
+            "label": label, "row": group[0]["row"], "column": group[0]["column"],
+            "n": len(group), "diverged": sum(s["status"] != "ok" for s in group),
+            "mean": statistics.fmean(accs) if accs else float("nan"),
+            "sd": statistics.stdev(accs) if len(accs) > 1 else float("nan"),
+            "per_seed": [round(a, 2) for a in accs],
+            "paper": paper,
+            "epochs": group[0]["epochs"],
+            "seconds_per_epoch": statistics.fmean(s["seconds"] / max(1, s["epochs"]) for s in group),
+        })
+    return out
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| variant | ours: mean (sd) % | per seed | paper (100 epochs) | epochs | s/epoch |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        sd = "" if r["sd"] != r["sd"] else f" ({r['sd']:.2f})"
+        paper = "" if r["paper"] is None else f"{r['paper'][0]}" + ("" if r["paper"][1] is None else f" ({r['paper'][1]})")
+        div = f", {r['diverged']} diverged" if r["diverged"] else ""
+        lines.append(f"| {r['label']} | {r['mean']:.2f}{sd}{div} | {', '.join(map(str, r['per_seed']))} | {paper} "
+                     f"| {r['epochs']} | {r['seconds_per_epoch']:.1f} |")
+    return "\n".join(lines)
+
+
+def write_report(name: str, rows: list[dict], summaries: list[dict], out_dir, command: str) -> Path:
+    import platform
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    m = summaries[0]["machine"] if summaries else {}
+    seeds = sorted({s["seed"] for s in summaries})
+    text = [f"# MNIST {name}: ours beside the paper's Table 1", "",
+            "Generated by a command; do not edit the numbers by hand.", "",
+            f"- Command: `{command}`",
+            f"- Protocol: MNIST (60,000 train / 10,000 test), 784-100-100-100-100-10 tanh net, softmax output, "
+            f"Glorot-normal init, minibatch 100, lr 0.1 decaying 1e-6 per update (lr/(1+1e-6 t)), no momentum; "
+            f"{rows[0]['epochs'] if rows else '?'} epochs; seeds {', '.join(map(str, seeds))}; final test accuracy, "
+            "mean (sample sd) over seeds.",
+            f"- Paper: 100 epochs, 5 seeds (Baldi, Sadowski, Lu 2018, Table 1).",
+            f"- Machine: {m.get('processor', platform.machine())}, {m.get('cpus', '?')} CPUs, torch {m.get('torch', '?')}, "
+            f"Python {m.get('python', '?')}; date {time.strftime('%Y-%m-%d')}.", "",
+            markdown_table(rows), ""]
+    path = out_dir / f"mnist_{name}.md"
+    path.write_text("\n".join(text))
+    (out_dir / f"mnist_{name}.json").write_text(json.dumps({"rows": rows, "runs": summaries}, indent=1))
+    return path

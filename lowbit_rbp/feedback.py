@@ -1,0 +1,129 @@
+"""Feedback matrices of the learning channel, built by one factory from a spec string.
+
+A feedback matrix ``B`` has shape ``(sender, receiver)``: the receiving layer gets
+``J = R_sender @ B`` (so for RBP ``B^h`` sits where BP would use ``W^{h+1}``, and for SRBP the
+sender is the output layer). The *fan-in* of a receiving neuron is ``sender``.
+
+Specs:
+    glorot_normal[:mean=M]      N(M, 2/(fan_in+fan_out))           (default)
+    glorot_uniform[:mean=M]     U(M-a, M+a), a = sqrt(6/(fan_in+fan_out))
+    sparse:n=K[,scale=auto|one|inv_n]
+                                Bernoulli {0,1} with p = K / fan_in (K expected non-zeros per
+                                receiving neuron); scale ``auto`` is 1/K for layer-to-layer
+                                channels (RBP, where the paper scales to stop error growth) and 1
+                                for skipped channels (SRBP)
+    lowrank:r=R                 rank-R truncated SVD of a glorot_uniform matrix
+    sign_concordant             |glorot_normal| magnitudes; the sign is taken from the current
+                                forward weights at every step (RBP-type channels only)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError, bad_value
+
+KINDS = ("glorot_normal", "glorot_uniform", "sparse", "lowrank", "sign_concordant")
+SPARSE_SCALES = ("auto", "one", "inv_n")
+_PARAMS = {
+    "glorot_normal": {"mean": float},
+    "glorot_uniform": {"mean": float},
+    "sparse": {"n": int, "scale": str},
+    "lowrank": {"r": int},
+    "sign_concordant": {},
+}
+
+
+@dataclass(frozen=True)
+class FeedbackSpec:
+    kind: str = "glorot_normal"
+    mean: float = 0.0
+    n: int = 0
+    scale: str = "auto"
+    r: int = 0
+
+    @property
+    def spec(self) -> str:
+        if self.kind in ("glorot_normal", "glorot_uniform"):
+            return self.kind + (f":mean={self.mean}" if self.mean else "")
+        if self.kind == "sparse":
+            return f"sparse:n={self.n}" + (f",scale={self.scale}" if self.scale != "auto" else "")
+        if self.kind == "lowrank":
+            return f"lowrank:r={self.r}"
+        return self.kind
+
+    @property
+    def needs_forward_sign(self) -> bool:
+        return self.kind == "sign_concordant"
+
+
+def parse_feedback_spec(spec) -> FeedbackSpec:
+    if isinstance(spec, FeedbackSpec):
+        return spec
+    if not isinstance(spec, str):
+        raise bad_value("feedback spec", spec, "a string such as " + ", ".join(KINDS))
+    kind, _, rest = spec.strip().partition(":")
+    kind = kind.strip().lower()
+    if kind not in KINDS:
+        raise bad_value("feedback spec kind", kind, ", ".join(KINDS))
+    values = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, raw = item.partition("=")
+        if not eq or key not in _PARAMS[kind]:
+            allowed = ", ".join(_PARAMS[kind]) or "no parameters"
+            raise ConfigError(f"feedback spec {spec!r}: unknown parameter {key!r}; allowed for '{kind}': {allowed}")
+        try:
+            values[key] = _PARAMS[kind][key](raw)
+        except ValueError:
+            raise ConfigError(f"feedback spec {spec!r}: {key}={raw!r} is not a valid {_PARAMS[kind][key].__name__}") from None
+    fs = FeedbackSpec(kind=kind, **values)
+    if kind == "sparse" and fs.n < 0:
+        raise bad_value("feedback sparse n", fs.n, "an integer >= 0 (expected non-zeros per receiving neuron)")
+    if kind == "sparse" and "n" not in values:
+        raise ConfigError(f"feedback spec {spec!r}: sparse needs n=K (expected non-zeros per receiving neuron)")
+    if kind == "sparse" and fs.scale not in SPARSE_SCALES:
+        raise bad_value("feedback sparse scale", fs.scale, ", ".join(SPARSE_SCALES))
+    if kind == "lowrank" and fs.r < 1:
+        raise bad_value("feedback lowrank r", fs.r, "an integer >= 1")
+    return fs
+
+
+def glorot_std(fan_in: int, fan_out: int) -> float:
+    return float(np.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def build_feedback(spec, shape: tuple[int, int], rng: np.random.Generator, *, skipped: bool = False) -> np.ndarray:
+    """Draw one feedback matrix of ``shape = (sender, receiver)`` as float32.
+
+    ``skipped`` says the channel skips layers (SRBP-type); it only changes the automatic scale
+    of sparse matrices. For ``sign_concordant`` the magnitudes are returned; the channel applies
+    the forward weights' signs.
+    """
+    fs = parse_feedback_spec(spec)
+    sender, receiver = shape
+    if sender < 1 or receiver < 1:
+        raise bad_value("feedback matrix shape", shape, "two sizes >= 1")
+    if fs.kind in ("glorot_normal", "sign_concordant"):
+        m = rng.normal(fs.mean, glorot_std(sender, receiver), size=shape)
+        if fs.kind == "sign_concordant":
+            m = np.abs(m)
+    elif fs.kind == "glorot_uniform":
+        a = np.sqrt(6.0 / (sender + receiver))
+        m = rng.uniform(fs.mean - a, fs.mean + a, size=shape)
+    elif fs.kind == "sparse":
+        p = min(1.0, fs.n / sender)
+        m = (rng.random(size=shape) < p).astype(np.float64)
+        scale = fs.scale
+        if scale == "auto":
+            scale = "one" if skipped else "inv_n"
+        if scale == "inv_n" and fs.n > 0:
+            m /= fs.n
+    else:  # lowrank
+        if fs.r > min(shape):
+            raise bad_value("feedback lowrank r", fs.r, f"1..{min(shape)} for a {shape[0]}x{shape[1]} matrix")
+        a = np.sqrt(6.0 / (sender + receiver))
+        full = rng.uniform(-a, a, size=shape)
+        u, s, vt = np.linalg.svd(full, full_matrices=False)
+        m = (u[:, : fs.r] * s[: fs.r]) @ vt[: fs.r]
+    return np.ascontiguousarray(m, dtype=np.float32)

@@ -1,0 +1,267 @@
+"""The one training loop: forward, output error, learning-channel signals, update, metrics.
+
+Every algorithm runs through this loop; they differ only in their ``Channel``. A run yields one
+record per epoch; ``run_training`` writes them as JSON lines as they finish and keeps a
+checkpoint, so a killed run resumes from its last finished epoch.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .channel import make_channel
+from .config import RunConfig
+from .models import MLP
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    lr: float
+    seconds: float
+    status: str = "ok"   # ok | diverged
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    epochs: list[EpochRecord]
+    status: str          # finished | diverged
+
+    @property
+    def final(self) -> EpochRecord:
+        return self.epochs[-1]
+
+
+def seed_streams(seed: int):
+    """Independent generators for data order, initial weights and feedback matrices."""
+    data_ss, init_ss, fb_ss = np.random.SeedSequence(seed).spawn(3)
+    return np.random.default_rng(data_ss), np.random.default_rng(init_ss), np.random.default_rng(fb_ss)
+
+
+class Trainer:
+    """Holds the state of one run: net, channel, optimizer buffers, data order, step count."""
+
+    def __init__(self, cfg: RunConfig, data):
+        cfg.validate()
+        self.cfg = cfg
+        t = cfg.train
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.x_train, self.y_train = _subset(data.flat_float32("train"), data.y_train, t.train_subset)
+        self.x_test, self.y_test = _subset(data.flat_float32("test"), data.y_test, t.test_subset)
+        self.x_train = torch.from_numpy(np.ascontiguousarray(self.x_train))
+        self.x_test = torch.from_numpy(np.ascontiguousarray(self.x_test))
+        self.y_train_t = torch.from_numpy(self.y_train.astype(np.int64))
+        self.y_test_t = torch.from_numpy(self.y_test.astype(np.int64))
+        self.n_classes = data.n_classes
+        self.data_rng, init_rng, fb_rng = seed_streams(t.seed)
+        sizes = [self.x_train.shape[1], *cfg.model.hidden, data.n_classes]
+        self.net = MLP(sizes, cfg.model.activation, cfg.model.init, init_rng)
+        self.batch = min(t.batch_size, self.x_train.shape[0])
+        self.channel = make_channel(cfg, self.net, fb_rng, self.batch)
+        self.grads = [torch.empty_like(w) for w in self.net.W]
+        self.velocity = ([torch.zeros_like(w) for w in self.net.W], [torch.zeros_like(b) for b in self.net.b]) \
+            if t.momentum else None
+        self.step = 0
+        self.epoch = 0
+        # Preallocated per-minibatch buffers: inputs, one-hot targets, activations.
+        self.xb = torch.empty(self.batch, sizes[0])
+        self.tb = torch.zeros(self.batch, data.n_classes)
+        self.acts = self.net.new_activations(self.batch)
+        self.rsum = torch.empty(max(sizes[1:]))
+
+    def lr(self) -> float:
+        t = self.cfg.train
+        return t.lr / (1.0 + t.lr_decay * self.step)
+
+    def train_epoch(self, progress=None) -> tuple[float, float, bool]:
+        """One pass over the training set; returns (mean loss, accuracy, diverged)."""
+        n = self.x_train.shape[0]
+        order = torch.from_numpy(self.data_rng.permutation(n))
+        loss_sum = 0.0
+        correct = 0
+        seen = 0
+        mom = self.cfg.train.momentum
+        net, ch = self.net, self.channel
+        for start in range(0, n - self.batch + 1, self.batch):
+            idx = order[start:start + self.batch]
+            torch.index_select(self.x_train, 0, idx, out=self.xb)
+            yb = self.y_train_t[idx]
+            self.tb.zero_().scatter_(1, yb.unsqueeze(1), 1.0)
+            acts = net.forward(self.xb, self.acts)
+            probs = acts[-1]
+            p_true = probs.gather(1, yb.unsqueeze(1))
+            loss_sum -= float(p_true.clamp_min_(1e-30).log_().sum())
+            correct += int((probs.argmax(1) == yb).sum())
+            seen += self.batch
+            if not math.isfinite(loss_sum):
+                return float("nan"), correct / max(seen, 1), True
+            R = ch.signals(net, acts, self.tb)
+            lr = self.lr()
+            scale = lr / self.batch
+            for k in range(net.n_layers):
+                if not ch.trains(k):
+                    continue
+                g = ch.weight_gradient(k, net, acts, self.grads[k])
+                gb = torch.sum(R[k], dim=0, out=self.rsum[: R[k].shape[1]])
+                if mom:
+                    vw, vb = self.velocity[0][k], self.velocity[1][k]
+                    vw.mul_(mom).add_(g, alpha=scale)
+                    vb.mul_(mom).add_(gb, alpha=scale)
+                    net.W[k].add_(vw)
+                    net.b[k].add_(vb)
+                else:
+                    net.W[k].add_(g, alpha=scale)
+                    net.b[k].add_(gb, alpha=scale)
+            ch.after_update(net, acts, lr)
+            self.step += 1
+            if progress is not None:
+                progress.update(1)
+        diverged = not all(bool(torch.isfinite(w).all()) for w in net.W)
+        return loss_sum / max(seen, 1), correct / max(seen, 1), diverged
+
+    def evaluate(self, split: str = "test") -> tuple[float, float]:
+        x, y = (self.x_test, self.y_test_t) if split == "test" else (self.x_train, self.y_train_t)
+        probs = self.net.predict_proba(x)
+        p_true = probs.gather(1, y.unsqueeze(1)).clamp_min(1e-30)
+        return float(-p_true.log().mean()), float((probs.argmax(1) == y).float().mean())
+
+    def state(self) -> dict:
+        return {"net": self.net.state(), "channel": self.channel.state(), "step": self.step,
+                "epoch": self.epoch, "data_rng": self.data_rng.bit_generator.state,
+                "feedback_rng": self.channel.rng.bit_generator.state,
+                "velocity": self.velocity}
+
+    def load_state(self, state: dict) -> None:
+        self.net.load_state(state["net"])
+        self.channel.load_state(state["channel"])
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.data_rng.bit_generator.state = state["data_rng"]
+        self.channel.rng.bit_generator.state = state["feedback_rng"]
+        if self.velocity is not None:
+            for dst, src in zip(self.velocity[0] + self.velocity[1], state["velocity"][0] + state["velocity"][1]):
+                dst.copy_(src)
+
+    def run(self, *, on_epoch=None, progress: bool = False):
+        """Train the remaining epochs, yielding an ``EpochRecord`` after each."""
+        from tqdm.auto import tqdm
+        steps = self.x_train.shape[0] // self.batch
+        total = self.cfg.train.epochs
+        while self.epoch < total:
+            bar = tqdm(total=steps, desc=f"{self.cfg.label()} epoch {self.epoch + 1}/{total}", leave=False,
+                       disable=not progress, mininterval=1.0)
+            t0 = time.perf_counter()
+            train_loss, train_acc, diverged = self.train_epoch(bar)
+            bar.close()
+            seconds = time.perf_counter() - t0
+            self.epoch += 1
+            if diverged:
+                rec = EpochRecord(self.epoch, float("nan"), train_acc, float("nan"), float("nan"), self.lr(),
+                                  seconds, "diverged")
+            else:
+                test_loss, test_acc = self.evaluate("test")
+                rec = EpochRecord(self.epoch, train_loss, train_acc, test_loss, test_acc, self.lr(), seconds)
+            if on_epoch is not None:
+                on_epoch(rec, self)
+            yield rec
+            if diverged:
+                return
+
+
+def _subset(x, y, n):
+    return (x[:n], y[:n]) if n else (x, y)
+
+
+def train(cfg: RunConfig, data=None, *, progress: bool = False) -> RunResult:
+    """Train in memory (no files); returns every epoch's record."""
+    if data is None:
+        from .data import load_dataset
+        data = load_dataset(cfg.model.dataset)
+    trainer = Trainer(cfg, data)
+    records = list(trainer.run(progress=progress))
+    status = "diverged" if records and records[-1].status == "diverged" else "finished"
+    return RunResult(cfg, records, status)
+
+
+def machine_info() -> dict:
+    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "torch": torch.__version__}
+
+
+def run_training(cfg: RunConfig, out: str | Path, data=None, *, progress: bool = True,
+                 checkpoint: bool = True) -> RunResult:
+    """Train, appending one JSON line per finished epoch to ``out``; resume from its checkpoint.
+
+    The file starts with a header line holding the full config and its hash. A rerun with the
+    same config continues after the last finished epoch (restored exactly from the checkpoint);
+    a file written for another config is refused rather than mixed.
+    """
+    from .errors import ConfigError
+    out = Path(out)
+    ckpt = out.with_suffix(out.suffix + ".ckpt")
+    if data is None:
+        from .data import load_dataset
+        data = load_dataset(cfg.model.dataset)
+    trainer = Trainer(cfg, data)
+    records: list[EpochRecord] = []
+    if out.exists() and out.stat().st_size:
+        lines = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        header = lines[0]
+        if header.get("config_hash") != cfg.config_hash():
+            raise ConfigError(f"results file {str(out)!r} holds a run of another config "
+                              f"(hash {header.get('config_hash')}, this config {cfg.config_hash()}); "
+                              "choose another --out or delete it")
+        records = [EpochRecord(**{k: v for k, v in rec.items() if k != "type"}) for rec in lines[1:]]
+        if records and (records[-1].status == "diverged" or len(records) >= cfg.train.epochs):
+            status = "diverged" if records[-1].status == "diverged" else "finished"
+            return RunResult(cfg, records, status)
+        if records:
+            if not ckpt.exists():
+                raise ConfigError(f"{str(out)!r} has {len(records)} epochs but no checkpoint {str(ckpt)!r} to resume from")
+            trainer.load_state(torch.load(ckpt, weights_only=False))
+            records = records[: trainer.epoch]
+            _rewrite(out, lines[0], records)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        header = {"type": "header", "config_hash": cfg.config_hash(), "label": cfg.label(), "config": cfg.to_dict(),
+                  "machine": machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        out.write_text(json.dumps(header) + "\n")
+
+    def save(rec: EpochRecord, tr: Trainer):
+        # The record first, then the checkpoint: a kill between the two leaves a record ahead of
+        # the checkpoint, which the resume drops and recomputes (deterministically).
+        with out.open("a") as fh:
+            fh.write(json.dumps({"type": "epoch", **asdict(rec)}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        if checkpoint and rec.status == "ok":
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save(tr.state(), tmp)
+            os.replace(tmp, ckpt)
+
+    for rec in trainer.run(on_epoch=save, progress=progress):
+        records.append(rec)
+    if ckpt.exists() and (records[-1].status == "diverged" or len(records) >= cfg.train.epochs):
+        ckpt.unlink()
+    status = "diverged" if records[-1].status == "diverged" else "finished"
+    return RunResult(cfg, records, status)
+
+
+def _rewrite(out: Path, header: dict, records: list[EpochRecord]) -> None:
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(x) + "\n" for x in [header] + [{"type": "epoch", **asdict(r)} for r in records]))
+    os.replace(tmp, out)

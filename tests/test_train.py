@@ -1,0 +1,94 @@
+"""The training loop: determinism, resume after a kill, divergence, and real-data accuracy floors."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lowbit_rbp import train as train_mod
+from lowbit_rbp.config import RunConfig, apply_overrides
+from lowbit_rbp.errors import ConfigError
+from lowbit_rbp.train import Trainer, run_training, train
+
+BASE = ["model.hidden=[10,8]", "train.epochs=3", "train.batch_size=10", "channel.algorithm=srbp"]
+
+
+def cfg_of(*extra):
+    return apply_overrides(RunConfig(), [*BASE, *extra])
+
+
+def test_seed_fixes_everything(tiny_data):
+    a, b = train(cfg_of(), tiny_data), train(cfg_of(), tiny_data)
+    assert [r.test_loss for r in a.epochs] == [r.test_loss for r in b.epochs]
+    c = train(cfg_of("train.seed=1"), tiny_data)
+    assert [r.test_loss for r in a.epochs] != [r.test_loss for r in c.epochs]
+
+
+def test_seed_streams_are_independent(tiny_data):
+    """The data order does not change when only the feedback stream's consumer changes."""
+    t1 = Trainer(cfg_of(), tiny_data)
+    t2 = Trainer(cfg_of("channel.feedback='sparse:n=2'"), tiny_data)
+    assert torch.equal(t1.net.W[0], t2.net.W[0])
+    assert np.array_equal(t1.data_rng.permutation(50), t2.data_rng.permutation(50))
+
+
+def test_learns_the_tiny_problem(tiny_data):
+    res = train(cfg_of("train.epochs=20", "train.lr=0.5"), tiny_data)
+    assert res.final.test_acc > 0.9
+
+
+def test_results_file_and_resume_after_kill(tiny_data, tmp_path, monkeypatch):
+    cfg = cfg_of("train.epochs=4")
+    full = run_training(cfg, tmp_path / "full.jsonl", tiny_data, progress=False)
+
+    calls = {"n": 0}
+    real = Trainer.train_epoch
+
+    def dying(self, progress=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # killed in the middle of epoch 3
+        return real(self, progress)
+
+    monkeypatch.setattr(Trainer, "train_epoch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(cfg, tmp_path / "resumed.jsonl", tiny_data, progress=False)
+    lines = (tmp_path / "resumed.jsonl").read_text().splitlines()
+    assert len(lines) == 1 + 2                     # header + the two finished epochs
+    monkeypatch.setattr(Trainer, "train_epoch", real)
+    resumed = run_training(cfg, tmp_path / "resumed.jsonl", tiny_data, progress=False)
+    assert [r.test_loss for r in resumed.epochs] == [r.test_loss for r in full.epochs]
+    recs = [json.loads(x) for x in (tmp_path / "resumed.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in recs[1:]] == [1, 2, 3, 4]
+    assert not (tmp_path / "resumed.jsonl.ckpt").exists()
+    # a finished file is not retrained; a different config is refused
+    again = run_training(cfg, tmp_path / "resumed.jsonl", tiny_data, progress=False)
+    assert [r.test_loss for r in again.epochs] == [r.test_loss for r in full.epochs]
+    with pytest.raises(ConfigError, match="another config"):
+        run_training(cfg_of("train.seed=9"), tmp_path / "resumed.jsonl", tiny_data, progress=False)
+
+
+def test_divergence_stops_and_is_recorded(tiny_data, tmp_path):
+    cfg = cfg_of("model.activation=linear", "train.lr=1e4", "train.epochs=5", "channel.algorithm=bp")
+    res = run_training(cfg, tmp_path / "div.jsonl", tiny_data, progress=False)
+    assert res.status == "diverged"
+    assert len(res.epochs) < 5
+    last = json.loads((tmp_path / "div.jsonl").read_text().splitlines()[-1])
+    assert last["status"] == "diverged"
+
+
+def test_mnist_one_epoch_accuracy_floors(mnist):
+    """Real data, paper net, one epoch on 20,000 examples: BP and SRBP learn, top-only lags."""
+    accs = {}
+    for alg in ("bp", "srbp", "top"):
+        cfg = apply_overrides(RunConfig(), [f"channel.algorithm={alg}", "train.epochs=1", "train.train_subset=20000"])
+        accs[alg] = train(cfg, mnist).final.test_acc
+    assert accs["bp"] > 0.88
+    assert accs["srbp"] > 0.85
+    assert accs["top"] < accs["srbp"]
+
+
+@pytest.mark.slow
+def test_mnist_bp_five_epochs(mnist):
+    cfg = apply_overrides(RunConfig(), ["channel.algorithm=bp", "train.epochs=5"])
+    assert train(cfg, mnist).final.test_acc > 0.965

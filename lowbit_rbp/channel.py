@@ -157,6 +157,10 @@ class Channel:
             return False
         return k == self.L - 1 or self.trains_hidden
 
+    def plain_update(self, k: int) -> bool:
+        """Whether layer k's update is exactly R^T O (so the loop may fuse it into the weights)."""
+        return k == self.L - 1 or (self.update_mode == "full" and not self.per_weight)
+
     def weight_gradient(self, k: int, net: MLP, acts, out: torch.Tensor) -> torch.Tensor:
         """Write the summed update direction ``R^T O`` for layer k into ``out`` (shape of W[k])."""
         hidden = k < self.L - 1

@@ -115,8 +115,13 @@ class Trainer:
             for k in range(net.n_layers):
                 if not ch.trains(k):
                     continue
-                g = ch.weight_gradient(k, net, acts, self.grads[k])
                 gb = torch.sum(R[k], dim=0, out=self.rsum[: R[k].shape[1]])
+                if not mom and ch.plain_update(k):
+                    # Fused W += scale * R^T O: one BLAS call, no gradient buffer round trip.
+                    net.W[k].addmm_(R[k].T, acts[k], alpha=scale)
+                    net.b[k].add_(gb, alpha=scale)
+                    continue
+                g = ch.weight_gradient(k, net, acts, self.grads[k])
                 if mom:
                     vw, vb = self.velocity[0][k], self.velocity[1][k]
                     vw.mul_(mom).add_(g, alpha=scale)

@@ -7,11 +7,15 @@ sender is the output layer). The *fan-in* of a receiving neuron is ``sender``.
 Specs:
     glorot_normal[:mean=M]      N(M, 2/(fan_in+fan_out))           (default)
     glorot_uniform[:mean=M]     U(M-a, M+a), a = sqrt(6/(fan_in+fan_out))
-    sparse:n=K[,scale=auto|one|inv_n]
-                                Bernoulli {0,1} with p = K / fan_in (K expected non-zeros per
-                                receiving neuron); scale ``auto`` is 1/K for layer-to-layer
-                                channels (RBP, where the paper scales to stop error growth) and 1
-                                for skipped channels (SRBP)
+    sparse:n=K[,scale=auto|one|inv_n][,per=receiver|sender]
+                                Bernoulli {0,1} with p = K / fan_in: K expected non-zeros per
+                                receiving neuron (``per=receiver``, fan_in = sender); with
+                                ``per=sender``, K expected non-zeros per sending neuron
+                                (p = K / receiver), the reading of the paper's Figure 5, where
+                                n = 100 sets every SRBP feedback weight of a 100-unit layer to 1.
+                                The two agree for equal layer widths (RBP on the paper's net).
+                                Scale ``auto`` is 1/K for layer-to-layer channels (RBP, where the
+                                paper scales to stop error growth) and 1 for skipped ones (SRBP)
     lowrank:r=R                 rank-R truncated SVD of a glorot_uniform matrix
     sign_concordant             |glorot_normal| magnitudes; the sign is taken from the current
                                 forward weights at every step (RBP-type channels only)
@@ -26,10 +30,11 @@ from .errors import ConfigError, bad_value
 
 KINDS = ("glorot_normal", "glorot_uniform", "sparse", "lowrank", "sign_concordant")
 SPARSE_SCALES = ("auto", "one", "inv_n")
+SPARSE_PER = ("receiver", "sender")
 _PARAMS = {
     "glorot_normal": {"mean": float},
     "glorot_uniform": {"mean": float},
-    "sparse": {"n": int, "scale": str},
+    "sparse": {"n": int, "scale": str, "per": str},
     "lowrank": {"r": int},
     "sign_concordant": {},
 }
@@ -41,6 +46,7 @@ class FeedbackSpec:
     mean: float = 0.0
     n: int = 0
     scale: str = "auto"
+    per: str = "receiver"
     r: int = 0
 
     @property
@@ -48,7 +54,8 @@ class FeedbackSpec:
         if self.kind in ("glorot_normal", "glorot_uniform"):
             return self.kind + (f":mean={self.mean}" if self.mean else "")
         if self.kind == "sparse":
-            return f"sparse:n={self.n}" + (f",scale={self.scale}" if self.scale != "auto" else "")
+            return (f"sparse:n={self.n}" + (f",scale={self.scale}" if self.scale != "auto" else "")
+                    + (f",per={self.per}" if self.per != "receiver" else ""))
         if self.kind == "lowrank":
             return f"lowrank:r={self.r}"
         return self.kind
@@ -84,6 +91,8 @@ def parse_feedback_spec(spec) -> FeedbackSpec:
         raise ConfigError(f"feedback spec {spec!r}: sparse needs n=K (expected non-zeros per receiving neuron)")
     if kind == "sparse" and fs.scale not in SPARSE_SCALES:
         raise bad_value("feedback sparse scale", fs.scale, ", ".join(SPARSE_SCALES))
+    if kind == "sparse" and fs.per not in SPARSE_PER:
+        raise bad_value("feedback sparse per", fs.per, ", ".join(SPARSE_PER))
     if kind == "lowrank" and fs.r < 1:
         raise bad_value("feedback lowrank r", fs.r, "an integer >= 1")
     return fs
@@ -112,7 +121,7 @@ def build_feedback(spec, shape: tuple[int, int], rng: np.random.Generator, *, sk
         a = np.sqrt(6.0 / (sender + receiver))
         m = rng.uniform(fs.mean - a, fs.mean + a, size=shape)
     elif fs.kind == "sparse":
-        p = min(1.0, fs.n / sender)
+        p = min(1.0, fs.n / (sender if fs.per == "receiver" else receiver))
         m = (rng.random(size=shape) < p).astype(np.float64)
         scale = fs.scale
         if scale == "auto":

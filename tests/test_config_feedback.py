@@ -86,6 +86,13 @@ def test_sparse_factory_draws_expected_nonzeros(n):
     assert set(np.unique(skipped)) <= {0.0, 1.0}        # SRBP: unscaled
 
 
+def test_sparse_per_sender_counts_outgoing_connections():
+    m = build_feedback("sparse:n=2,per=sender", (10, 3000), np.random.default_rng(0), skipped=True)
+    per_sender = (m != 0).sum(axis=1)            # each of the 10 senders reaches ~2 of 3000
+    assert abs(per_sender.mean() - 2) < 5 * np.sqrt(2 / 10)
+    assert (build_feedback("sparse:n=100,per=sender", (10, 100), np.random.default_rng(0), skipped=True) == 1).all()
+
+
 def test_sparse_all_and_none():
     rng = np.random.default_rng(0)
     assert (build_feedback("sparse:n=10", (10, 30), rng, skipped=True) == 1).all()

@@ -77,6 +77,7 @@ class Channel:
                               f"(rbp, arbp); got algorithm {c.algorithm!r}")
         if self.per_weight and not self.random_feedback:
             raise ConfigError(f"channel.per_weight needs a random channel (rbp, srbp, arbp, asrbp); got {c.algorithm!r}")
+        self.tally = None        # an instrument.OpTally to count what the channel executes
         self.B: dict[int, torch.Tensor] = {}
         self._magnitudes: dict[int, torch.Tensor] = {}
         self.per_weight_B: dict[int, torch.Tensor] = {}
@@ -140,12 +141,17 @@ class Channel:
             if self.per_weight:
                 continue  # the per-weight channel forms its update directly (weight_gradient)
             torch.mm(self.R[self.source(k)], self.matrix(k, net), out=r)
+            if self.tally is not None:
+                self.tally.step(k, r.shape[0])
+                self.tally.product(k, self.R[self.source(k)], self.matrix(k, net))
             if self.dropout:
                 keep = torch.empty_like(r).bernoulli_(1.0 - self.dropout, generator=self.gen)
                 r.mul_(keep).mul_(1.0 / (1.0 - self.dropout))
             if not self.quantize_after:
                 self.q_signal(r)
             if self.use_fprime:
+                if self.tally is not None:
+                    self.tally.fprime(k, r)
                 r.mul_(net.fprime_(acts[k + 1], self.fp[k]))
             if self.quantize_after:
                 self.q_signal(r)

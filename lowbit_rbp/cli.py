@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.cli import register as register_data
     from .theory.cli import register as register_theory
     from hw_models.cli import register as register_cost
+    from .sweep_cli import register as register_sweep
     register_data(sub)
+    register_sweep(sub)
     register_cost(sub)
     register_theory(sub)
     return parser

@@ -245,3 +245,34 @@ def test_matches_real_channel_matrices():
     for c in counts:
         assert c.nnz == int((channel.B[c.k] != 0).sum())
         assert c.gated == 8 * c.nnz
+
+
+def test_per_weight_feedback_by_hand():
+    r = rep("channel.algorithm=rbp", "channel.per_weight=true")
+    # one feedback weight per (sender, forward weight): S x weights of the receiving layer
+    assert ch(r)["feedback_mults"] == 100 * 78_400 + 100 * 10_000 + 100 * 10_000 + 10 * 10_000
+    assert r.summary["wires_backward"]["connections"] == EQ14   # still one wire per sender/receiving neuron
+
+
+def test_fixed_top_layer_is_not_updated():
+    r = rep("channel.algorithm=srbp", "channel.fixed_top=1")
+    assert r.count(phase="weight_gradient", layer=5) == 0
+    assert r.summary["update"]["weight_gradient_ops"] == 2 * (WEIGHTS - 1000) + 400
+    assert ch(r)["feedback_mults"] == EQ15                       # the channel still runs
+
+
+def test_sign_concordant_needs_layer_to_layer_channel():
+    from hw_models import CostModelError
+    assert ch(rep("channel.algorithm=rbp", "channel.feedback=sign_concordant"))["feedback_mults"] == EQ14
+    with pytest.raises(CostModelError, match="sign_concordant"):
+        rep("channel.algorithm=srbp", "channel.feedback=sign_concordant")
+
+
+def test_sparse_per_sender_reading():
+    # per=sender: n expected non-zeros per *sending* neuron, p = n / receiver = 2 / 100 for SRBP
+    r = rep("channel.algorithm=srbp", "channel.feedback=sparse:n=2,per=sender")
+    assert ch(r)["gated_terms"] == pytest.approx(4 * 10 * 100 * 0.02)
+    assert ch(r)["feedback_adds"] == pytest.approx(400 * (10 * 0.02 - 1 + 0.98 ** 10))
+    # n = 100 per sender sets every SRBP feedback weight of a 100-unit layer to 1: all terms, no multiply
+    r = rep("channel.algorithm=srbp", "channel.feedback=sparse:n=100,per=sender", feedback_seed=0)
+    assert ch(r)["gated_terms"] == EQ15 and ch(r)["feedback_mults"] == 0

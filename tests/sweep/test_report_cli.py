@@ -1,0 +1,129 @@
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+from lowbit_rbp.errors import ConfigError, LowbitError
+from lowbit_rbp.report import budget, group, load_results, pareto_front, write_report
+from lowbit_rbp.sweep import run_sweep
+from lowbit_rbp.sweep_cli import register
+
+sys.path.insert(0, str(Path(__file__).parent))
+import helper  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rep") / "r.db"
+    sw = helper.sweep(seeds=[0, 1], base={"model": {"hidden": [8]}, "train": {"epochs": 2, "batch_size": 20}},
+                      grid={"channel.algorithm": ["bp", "srbp"]},
+                      runs=[{"row": "baseline"},
+                            {"row": "qerror_3", "formats.error": "log:alpha=2,bits=3",
+                             "formats.signal": "log:alpha=2,bits=3"},
+                            {"row": "qupdate_3", "formats.update": "log:alpha=0.1,bits=3"},
+                            {"row": "sparse_1", "channel.feedback": "sparse:n=1", "grid": {"channel.algorithm": ["srbp"]}},
+                            {"row": "dropout_50", "channel.dropout": 0.5}])
+    run_sweep(sw, path, data=helper.DATA_SPEC, progress=False, threads=1)
+    return path
+
+
+def fake_cost(cfg):
+    bits = 32 if cfg.formats.error == "float32" else 3
+    return {"energy_pj": 100.0 * bits + (50 if cfg.channel.algorithm == "bp" else 0), "wires": 10 * bits,
+            "bits_moved": 7.0 * bits, "feedback_memory_bits": 0 if cfg.channel.algorithm == "bp" else 99}
+
+
+def test_load_and_group(store):
+    res = load_results(store)
+    assert len(res) == 18 and all(r["status"] == "finished" for r in res)
+    q = [r for r in res if r["row"] == "qerror_3"]
+    assert {r["error_bits"] for r in q} == {3} and {r["signal_bits"] for r in q} == {3}
+    assert {r["update_bits"] for r in res if r["row"] == "qupdate_3"} == {3}
+    assert {r["sparsity_n"] for r in res if r["row"] == "sparse_1"} == {1}
+    groups = group(res)
+    assert len(groups) == 9 and all(g["n"] == 2 and g["seeds"] == [0, 1] for g in groups)
+
+
+def test_write_report_tables_plots_and_protocol(store, tmp_path):
+    path = write_report(store, tmp_path, cost_fn=fake_cost, budget_limits={"energy_pj": 400})
+    text = path.read_text()
+    for title in ("All variants", "Accuracy vs error bits", "Accuracy vs update bits", "Accuracy vs sparsity n",
+                  "Accuracy vs LC dropout", "Budget: energy_pj <= 400"):
+        assert title in text
+    assert "Accuracy vs rank" not in text          # no low-rank runs in the store
+    assert text.count("_Protocol: ") >= 6 and "epochs 2" in text and "seeds 0, 1" in text and "code " in text
+    assert "energy_pj" in text
+    for png in ("acc_vs_error_bits.png", "acc_vs_update_bits.png", "acc_vs_dropout.png", "curves.png",
+                "acc_vs_cost_energy_pj.png"):
+        assert (tmp_path / png).stat().st_size > 1000, png
+        assert f"]({png})" in text
+
+
+def test_budget_filter_best_first(store):
+    rows = budget(store, cost_fn=fake_cost, energy_pj=400)
+    assert rows and all(r["energy_pj"] <= 400 for r in rows)
+    assert {r["row"] for r in rows} == {"qerror_3"}
+    assert [r["mean"] for r in rows] == sorted((r["mean"] for r in rows), reverse=True)
+    assert budget(store, cost_fn=fake_cost, energy_pj=1) == []
+    assert budget(store, cost_fn=lambda cfg: None, energy_pj=1e9) == []
+    with pytest.raises(ConfigError, match="budget key.*energy_pj"):
+        budget(store, cost_fn=fake_cost, joules=3)
+
+
+def test_pareto_front():
+    pts = [(1.0, 50.0), (2.0, 60.0), (3.0, 55.0), (2.0, 40.0), (5.0, 90.0)]
+    assert pareto_front(pts) == [0, 1, 4]
+
+
+def _parser():
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers(dest="cmd", required=True))
+    return p
+
+
+def test_cli_report_and_errors(store, tmp_path, capsys):
+    p = _parser()
+    args = p.parse_args(["report", "--store", str(store), "--out", str(tmp_path / "o"), "--no-plots"])
+    assert args.func(args) == 0
+    assert "All variants" in capsys.readouterr().out
+    args = p.parse_args(["report", "--store", str(store), "--budget", "joules=1"])
+    with pytest.raises(LowbitError, match="--budget"):
+        args.func(args)
+    args = p.parse_args(["report", "--store", str(tmp_path / "missing.db")])
+    with pytest.raises(LowbitError, match="does not exist"):
+        args.func(args)
+
+
+def test_cli_sweep_runs_a_sweep_file(tmp_path, capsys, monkeypatch):
+    # The CLI loads the real dataset; point the worker's loader at the tiny data instead.
+    from lowbit_rbp import sweep as sweep_mod
+    monkeypatch.setattr(sweep_mod, "_load_data", lambda spec, cfg: helper.tiny(cfg))
+    f = tmp_path / "s.toml"
+    f.write_text('seeds = [0]\n[base]\nmodel.hidden = [4]\ntrain.epochs = 1\ntrain.batch_size = 50\n'
+                 '[grid]\n"channel.algorithm" = ["bp", "rbp"]\n')
+    p = _parser()
+    args = p.parse_args(["sweep", str(f), "--store", str(tmp_path / "s.db"), "--quiet"])
+    assert args.func(args) == 0
+    assert "ran 2 (0 diverged, 0 failed)" in capsys.readouterr().out
+    assert args.func(args) == 0
+    assert "skipped 2 already done" in capsys.readouterr().out
+    f.write_text('[grid]\n"channel.algorithm" = []\n')
+    with pytest.raises(LowbitError, match="empty list"):
+        args.func(args)
+
+
+def test_shipped_sweep_files_expand():
+    from lowbit_rbp.paper import MNIST_TABLE1
+    from lowbit_rbp.sweep import load_sweep
+    root = Path(__file__).resolve().parents[2] / "lowbit_rbp" / "sweeps"
+    sw = load_sweep(root / "mnist_table1.toml")
+    rows = {r.tags["row"] for r in sw.runs}
+    assert rows == set(MNIST_TABLE1)
+    assert {r.config.train.epochs for r in sw.runs} == {20}
+    assert {r.config.train.seed for r in sw.runs} == {0, 1, 2}
+    for row, cols in MNIST_TABLE1.items():
+        algs = {r.config.channel.algorithm for r in sw.runs if r.tags["row"] == row}
+        want = {"arbp" if c == "rbp" else "asrbp" if c == "srbp" else c for c in cols} if row == "adaptive" \
+            else set(cols)
+        assert algs == want, row

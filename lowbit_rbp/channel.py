@@ -72,6 +72,14 @@ class Channel:
         self.q_signal = Quantizer(f.signal, seed * 4 + 2)
         self.q_feedback = Quantizer(f.feedback, seed * 4 + 3)
         self.quantize_after = f.quantize_at == "after_fprime"
+        # Per-example quantized weight update (paper section 5.2) and its accumulator; the fused
+        # kernel never materializes the batch x out x in tensor. Bias updates stay float sums.
+        self.update_fmt = parse_format(f.update)
+        self.accumulator_fmt = parse_format(f.accumulator)
+        self.quantized_update = not (isinstance(self.update_fmt, Float32) and isinstance(self.accumulator_fmt, Float32))
+        self.update_seed = seed * 4 + 4
+        self.update_counter = 0
+        self.backend = cfg.backend
         if self.feedback_spec.needs_forward_sign and (self.skipped or not self.random_feedback):
             raise ConfigError(f"channel.feedback: sign_concordant needs a layer-to-layer random channel "
                               f"(rbp, arbp); got algorithm {c.algorithm!r}")
@@ -165,6 +173,8 @@ class Channel:
 
     def plain_update(self, k: int) -> bool:
         """Whether layer k's update is exactly R^T O (so the loop may fuse it into the weights)."""
+        if self.quantized_update:
+            return False
         return k == self.L - 1 or (self.update_mode == "full" and not self.per_weight)
 
     def weight_gradient(self, k: int, net: MLP, acts, out: torch.Tensor) -> torch.Tensor:
@@ -172,6 +182,12 @@ class Channel:
         hidden = k < self.L - 1
         if hidden and self.per_weight:
             self._per_weight_gradient(k, net, acts, out)
+        elif self.quantized_update:
+            from kernels import dispatch
+            dispatch.per_example_update(self.R[k], acts[k], self.update_fmt, accumulator=self.accumulator_fmt,
+                                        seed=self.update_seed, counter=self.update_counter, out=out,
+                                        backend="numba" if self.backend == "auto" else self.backend)
+            self.update_counter += self.R[k].shape[0] * out.numel()
         else:
             torch.mm(self.R[k].T, acts[k], out=out)
         if hidden and self.update_mode == "sign":
@@ -203,7 +219,8 @@ class Channel:
     def state(self) -> dict:
         return {"B": {k: v.clone() for k, v in self.B.items()},
                 "per_weight_B": {k: v.clone() for k, v in self.per_weight_B.items()},
-                "counters": [self.q_error.counter, self.q_signal.counter, self.q_feedback.counter],
+                "counters": [self.q_error.counter, self.q_signal.counter, self.q_feedback.counter,
+                             self.update_counter],
                 "gen": self.gen.get_state()}
 
     def load_state(self, state: dict) -> None:
@@ -211,7 +228,8 @@ class Channel:
             self.B[k].copy_(v)
         for k, v in state["per_weight_B"].items():
             self.per_weight_B[k].copy_(v)
-        self.q_error.counter, self.q_signal.counter, self.q_feedback.counter = state["counters"]
+        (self.q_error.counter, self.q_signal.counter, self.q_feedback.counter,
+         self.update_counter) = state["counters"]
         self.gen.set_state(state["gen"])
 
 

@@ -220,17 +220,20 @@ def _parse_scalar(raw: str):
         return raw  # a bare string such as srbp or sparse:n=2
 
 
+def read_toml(path, what: str = "config file") -> dict:
+    """Read a TOML file, or raise one ConfigError saying it is missing or invalid."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {str(p)!r} does not exist")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {str(p)!r} is not valid TOML: {exc}") from None
+
+
 def load_config(path=None, overrides=()) -> RunConfig:
     """Read a TOML run file (or start from defaults) and apply overrides."""
-    data = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {str(p)!r} does not exist")
-        try:
-            data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+    data = read_toml(path) if path is not None else {}
     return apply_overrides(from_dict(data), overrides)
 
 

@@ -28,12 +28,11 @@ import copy
 import itertools
 import os
 import subprocess
-import tomllib
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import RunConfig, from_dict
+from .config import RunConfig, from_dict, read_toml
 from .errors import ConfigError, bad_value
 
 SWEEP_KEYS = ("name", "description", "seeds", "base", "grid", "runs")
@@ -187,13 +186,7 @@ def expand_sweep(data: dict, name: str = "sweep", source: str = "") -> Sweep:
 
 def load_sweep(path) -> Sweep:
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"sweep file {str(p)!r} does not exist")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"sweep file {str(p)!r} is not valid TOML: {exc}") from None
-    return expand_sweep(data, name=p.stem, source=str(p))
+    return expand_sweep(read_toml(p, "sweep file"), name=p.stem, source=str(p))
 
 
 # --- running one run (in a worker) ------------------------------------------------------------

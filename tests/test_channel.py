@@ -171,7 +171,25 @@ VARIANTS = [
     ["channel.algorithm=srbp", "formats.error='log:alpha=2,bits=3'"],
     ["channel.algorithm=bp", "formats.signal='log:alpha=2,bits=5'", "formats.error='log:alpha=2,bits=5'"],
     ["channel.algorithm=rbp", "formats.signal='fixed:w=8,f=6,round=stochastic'", "formats.quantize_at=after_fprime"],
+    ["channel.algorithm=srbp", "formats.update='log:alpha=0.1,bits=3'"],
+    ["channel.algorithm=bp", "formats.update='fixed:w=8,f=7,round=stochastic'", "formats.accumulator='fixed:w=16,f=12'"],
 ]
+
+
+def test_quantized_update_equals_materialized_reference():
+    """The per-example quantized update: sum over the batch of Q(R_b O_b^T), checked against a
+    straightforward materialize-quantize-sum in NumPy."""
+    from kernels import reference
+    from lowbit_rbp.formats import parse_format
+    cfg, net, ch, x, y, t = small_setup("srbp", extra=["formats.update='log:alpha=0.5,bits=4'"])
+    acts = net.forward(x, net.new_activations(9))
+    ch.signals(net, acts, t)
+    fmt = parse_format("log:alpha=0.5,bits=4")
+    for k in range(len(net.W)):
+        got = ch.weight_gradient(k, net, acts, torch.empty_like(net.W[k])).numpy()
+        per_example = ch.R[k].numpy()[:, :, None] * acts[k].numpy()[:, None, :]
+        want = reference.quantize_log(per_example, fmt).astype(np.float64).sum(0)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("overrides", VARIANTS, ids=lambda o: " ".join(o))

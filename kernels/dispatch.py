@@ -1,17 +1,394 @@
 """Backend selection for the learning-channel kernels.
 
-Torch CPU tensors reach the NumPy / Numba kernels through ``.numpy()`` views (no copies).
+Backends: ``numpy`` (``kernels.reference``, the definition), ``numba`` (``kernels.cpu``),
+``cuda`` (``kernels.cuda``, imported on first use) and ``auto`` (cuda for CUDA tensors, numba
+otherwise). Every backend returns the same bits.
+
+Arguments may be torch tensors or NumPy arrays (float32). Torch CPU tensors reach the NumPy /
+Numba kernels through ``.numpy()`` views (no copies; non-contiguous inputs are copied once) and
+CUDA tensors reach the CUDA kernels through ``numba.cuda.as_cuda_array`` on torch's current
+stream. Functions return ``out`` when given, else a new array / tensor of the input's kind
+(NumPy arrays on the ``cuda`` backend are copied to the device and back).
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from . import reference
 
+BACKENDS = ("numpy", "numba", "cuda", "auto")
 
-def quantize_(t: torch.Tensor, fmt, *, seed: int = 0, counter: int = 0, backend: str = "numpy") -> torch.Tensor:
-    """Quantize a float32 tensor in place to ``fmt``'s grid."""
-    view = t.detach().numpy()
-    np.copyto(view, fmt.quantize(view, seed=seed, counter=counter))
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _torch():
+    import torch
+    return torch
+
+
+def _is_tensor(a) -> bool:
+    mod = type(a).__module__
+    return mod.startswith("torch") and hasattr(a, "is_cuda")
+
+
+def _is_cuda(a) -> bool:
+    return _is_tensor(a) and a.is_cuda
+
+
+def _backend(backend: str, *arrays) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"kernel backend: got {backend!r}; allowed: {', '.join(BACKENDS)}")
+    on_gpu = [_is_cuda(a) for a in arrays if a is not None]
+    if backend == "auto":
+        return "cuda" if any(on_gpu) else "numba"
+    if backend != "cuda" and any(on_gpu):
+        raise ValueError(f"kernel backend {backend!r} needs CPU tensors; got a CUDA tensor (use 'cuda' or 'auto')")
+    return backend
+
+
+def _host(a, name: str, *, strict: bool = False) -> np.ndarray:
+    """A NumPy view of a CPU tensor / array; float32 without a copy (others are converted, or
+    refused when ``strict``: in-place work must not go to a converted copy)."""
+    if _is_tensor(a):
+        a = a.detach()
+        if a.is_cuda:
+            raise ValueError(f"{name}: a CUDA tensor needs backend 'cuda' or 'auto'")
+        a = a.numpy()
+    a = np.asarray(a)
+    if a.dtype != np.float32:
+        if strict or a.dtype.kind not in "fiub":
+            raise ValueError(f"{name}: got dtype {a.dtype}; allowed: float32")
+        a = a.astype(np.float32)
+    return a
+
+
+def _c(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a)
+
+
+def _check_float32_out(out, shape, what: str):
+    if out is None:
+        return
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{what}: out has shape {tuple(out.shape)}; need {tuple(shape)}")
+    dt = str(out.dtype).replace("torch.", "")
+    if dt != "float32":
+        raise ValueError(f"{what}: out has dtype {dt}; allowed: float32")
+
+
+def _wrap_like(result: np.ndarray, like, out):
+    """Write ``result`` into ``out`` (if given) or return it as the kind of ``like``."""
+    if out is not None:
+        if _is_tensor(out):
+            if out.is_cuda:
+                out.copy_(_torch().from_numpy(result))
+            else:
+                np.copyto(out.detach().numpy(), result)
+        else:
+            np.copyto(out, result)
+        return out
+    if _is_tensor(like):
+        return _torch().from_numpy(result)
+    return result
+
+
+def _cpu():
+    from . import cpu
+    return cpu
+
+
+def _params(fmt):
+    return _cpu().format_params(fmt)
+
+
+def _keys(seed, counter):
+    cpu = _cpu()
+    return cpu.seed_key(seed), cpu.u64(counter)
+
+
+# --- CUDA plumbing ------------------------------------------------------------------------------
+
+class _Dev:
+    """Device views of the arguments of one CUDA call, and where the result goes."""
+
+    def __init__(self):
+        from numba import cuda
+        from . import cuda as ck
+        self.cuda, self.ck = cuda, ck
+        self.stream = 0
+        self.torch_dev = None
+
+    def arr(self, a, name: str):
+        """A float32 device view of a CUDA tensor (contiguous), or a device copy of host data."""
+        if _is_cuda(a):
+            torch = _torch()
+            t = a.detach()
+            if t.dtype != torch.float32:
+                raise ValueError(f"{name}: got dtype {t.dtype}; allowed: float32")
+            t = t.contiguous()
+            self.torch_dev = t.device
+            self.stream = self.cuda.external_stream(torch.cuda.current_stream(t.device).cuda_stream)
+            return self.cuda.as_cuda_array(t)
+        return self.cuda.to_device(_c(_host(a, name)))
+
+    def empty(self, shape, dtype=np.float32):
+        if self.torch_dev is not None:
+            torch = _torch()
+            t = torch.empty(shape, dtype={np.float32: torch.float32, np.int64: torch.int64}[dtype],
+                            device=self.torch_dev)
+            return t, self.cuda.as_cuda_array(t)
+        d = self.cuda.device_array(shape, dtype=dtype)
+        return d, d
+
+    def host(self, darr) -> np.ndarray:
+        """Copy a device array to the host (synchronising the stream)."""
+        h = darr.copy_to_host(stream=self.stream)
+        if self.stream != 0:
+            self.stream.synchronize()
+        return h
+
+    def finish(self, res, like, out):
+        """``res`` is a torch tensor (CUDA path) or a device array; deliver it like ``like``/``out``."""
+        if _is_tensor(res):
+            if out is None:
+                return res
+            if _is_tensor(out):
+                out.copy_(res.reshape(out.shape))
+            else:
+                np.copyto(out, res.cpu().numpy())
+            return out
+        return _wrap_like(self.host(res), like, out)
+
+
+# --- quantizers ---------------------------------------------------------------------------------
+
+def quantize_(t, fmt, *, seed: int = 0, counter: int = 0, backend: str = "numpy"):
+    """Quantize a float32 tensor (or array) in place to ``fmt``'s grid; returns ``t``.
+
+    Element ``i`` (flat, C order) uses the RNG counter ``counter + i``.
+    """
+    be = _backend(backend, t)
+    if getattr(fmt, "kind", None) == "float":
+        return t
+    if be == "cuda":
+        return _quantize_cuda(t, fmt, seed, counter, out=t)
+    view = _host(t, "quantize_ tensor", strict=True)
+    if be == "numpy":
+        np.copyto(view, reference.quantize(view, fmt, seed=seed, counter=counter))
+        return t
+    cpu = _cpu()
+    key, c = _keys(seed, counter)
+    if view.flags.c_contiguous:
+        flat = view.reshape(-1)
+        cpu.quantize_flat(flat, _params(fmt), key, c, flat)
+    else:
+        tmp = _c(view).reshape(-1)
+        cpu.quantize_flat(tmp, _params(fmt), key, c, tmp)
+        np.copyto(view, tmp.reshape(view.shape))
     return t
+
+
+def quantize(x, fmt, *, seed: int = 0, counter: int = 0, out=None, backend: str = "numpy"):
+    """Out-of-place quantization of float32 ``x`` (``out`` may be given, even ``x`` itself)."""
+    be = _backend(backend, x, out)
+    _check_float32_out(out, x.shape, "quantize")
+    if be == "cuda":
+        return _quantize_cuda(x, fmt, seed, counter, out=out)
+    xv = _host(x, "quantize x")
+    if be == "numpy":
+        return _wrap_like(reference.quantize(xv, fmt, seed=seed, counter=counter), x, out)
+    cpu = _cpu()
+    key, c = _keys(seed, counter)
+    src = _c(xv).reshape(-1)
+    res = np.empty_like(src)
+    cpu.quantize_flat(src, _params(fmt), key, c, res)
+    return _wrap_like(res.reshape(xv.shape), x, out)
+
+
+def _quantize_cuda(x, fmt, seed, counter, out):
+    d = _Dev()
+    key, c = _keys(seed, counter)
+    dx = d.arr(x, "quantize x")
+    n = dx.size
+    if _is_cuda(out) and out.is_contiguous():      # write straight into the output tensor
+        res, dres = out, d.cuda.as_cuda_array(out.detach())
+    else:
+        res, dres = d.empty(tuple(dx.shape))
+    if n:
+        d.ck.quantize_flat(dx.reshape(n), _params(fmt), key, c, dres.reshape(n), d.stream)
+    if res is out:
+        return out
+    return d.finish(res, x, out)
+
+
+# --- 2: sparse binary feedback product ----------------------------------------------------------
+
+binary_to_index_lists = reference.binary_to_index_lists
+IndexLists = reference.IndexLists
+
+
+def _lists(index_lists):
+    if isinstance(index_lists, reference.IndexLists):
+        return index_lists.indptr, index_lists.indices, index_lists.scale, index_lists.n_senders
+    indptr, indices = index_lists[:2]
+    return indptr, indices, None, None
+
+
+def sparse_feedback_product(R, index_lists, scale=None, out=None, *, backend: str = "numpy"):
+    """``J[b, r] = scale * sum_{s in idx(r)} R[b, s]``: the received signal through a binary
+    feedback matrix stored as index lists (``binary_to_index_lists``); additions only.
+
+    ``index_lists``: an ``IndexLists`` or ``(indptr, indices)``; ``scale`` defaults to the
+    lists' scale (required with a bare tuple). ``R``: (batch, sender) float32.
+    """
+    be = _backend(backend, R, out)
+    indptr, indices, lscale, n_senders = _lists(index_lists)
+    if scale is None:
+        if lscale is None:
+            raise ValueError("sparse_feedback_product: scale is required with (indptr, indices) lists")
+        scale = lscale
+    indptr = np.ascontiguousarray(np.asarray(indptr), dtype=np.int64)
+    indices = np.ascontiguousarray(np.asarray(indices), dtype=np.int64)
+    reference.check_sparse(tuple(R.shape), indptr, indices, n_senders, None if out is None else tuple(out.shape))
+    shape = (R.shape[0], indptr.size - 1)
+    _check_float32_out(out, shape, "sparse_feedback_product")
+    if be == "cuda":
+        d = _Dev()
+        dR = d.arr(R, "R")
+        res, dres = d.empty(shape)
+        d.ck.sparse_product(dR, d.cuda.to_device(indptr), d.cuda.to_device(indices), float(scale), dres, d.stream)
+        return d.finish(res, R, out)
+    Rv = _host(R, "R")
+    lists = reference.IndexLists(indptr, indices, float(scale), Rv.shape[1])
+    if be == "numpy":
+        return _wrap_like(reference.sparse_feedback_product(Rv, lists), R, out)
+    res = np.empty(shape, np.float32)
+    _cpu().sparse_product(_c(Rv), indptr, indices, float(scale), res)
+    return _wrap_like(res, R, out)
+
+
+# --- 3: dense low-bit product -------------------------------------------------------------------
+
+def _fits_int64(K: int, r_fmt, c_fmt) -> bool:
+    """Whether no data in these formats can overflow the int64 accumulator (then skip the data check)."""
+    def big(f):
+        return max(-f.int_min, f.int_max)
+    return K * big(r_fmt) * big(c_fmt) < reference.INT64_LIMIT
+
+
+def lowbit_dense_product(R, C, r_fmt, c_fmt, *, out_fmt=None, seed: int = 0, counter: int = 0,
+                         out=None, backend: str = "numpy"):
+    """``J = R @ C`` with R, C in fixed point and exact int64 accumulation (see
+    ``reference.lowbit_dense_product`` for the counters and the overflow bound)."""
+    be = _backend(backend, R, C, out)
+    reference.check_product_shapes(tuple(R.shape), tuple(C.shape), None if out is None else tuple(out.shape))
+    reference.require_fixed(r_fmt, "lowbit_dense_product r_fmt")
+    reference.require_fixed(c_fmt, "lowbit_dense_product c_fmt")
+    shape = (R.shape[0], C.shape[1])
+    _check_float32_out(out, shape, "lowbit_dense_product")
+    n_r = int(np.prod(R.shape))
+    n_c = int(np.prod(C.shape))
+    scale = 2.0 ** -(r_fmt.frac + c_fmt.frac)
+    key, c0 = _keys(seed, counter)
+    cpu = _cpu()
+    c_c, c_out = cpu.u64(counter + n_r), cpu.u64(counter + n_r + n_c)
+    P_out = _params(out_fmt)
+    if be == "cuda":
+        d = _Dev()
+        dR, dC = d.arr(R, "R"), d.arr(C, "C")
+        kR = d.cuda.device_array(tuple(R.shape), np.int64)
+        kC = d.cuda.device_array(tuple(C.shape), np.int64)
+        if n_r:
+            d.ck.fixed_codes(dR.reshape(n_r), _params(r_fmt), key, c0, kR.reshape(n_r), d.stream)
+        if n_c:
+            d.ck.fixed_codes(dC.reshape(n_c), _params(c_fmt), key, c_c, kC.reshape(n_c), d.stream)
+        if not _fits_int64(R.shape[1], r_fmt, c_fmt):
+            max_r = int(np.abs(d.host(kR)).max()) if n_r else 0
+            max_c = int(np.abs(d.host(kC)).max()) if n_c else 0
+            reference.check_int64_bound(R.shape[1], max_r, max_c)
+        res, dres = d.empty(shape)
+        d.ck.lowbit_matmul(kR, kC, scale, P_out, key, c_out, dres, d.stream)
+        return d.finish(res, R, out)
+    Rv, Cv = _host(R, "R"), _host(C, "C")
+    if be == "numpy":
+        return _wrap_like(reference.lowbit_dense_product(Rv, Cv, r_fmt, c_fmt, out_fmt=out_fmt, seed=seed,
+                                                         counter=counter), R, out)
+    kR = np.empty(Rv.shape, np.int64)
+    kC = np.empty(Cv.shape, np.int64)
+    cpu.fixed_codes(_c(Rv).reshape(-1), _params(r_fmt), key, c0, kR.reshape(-1))
+    cpu.fixed_codes(_c(Cv).reshape(-1), _params(c_fmt), key, c_c, kC.reshape(-1))
+    if not _fits_int64(Rv.shape[1], r_fmt, c_fmt):
+        max_r = int(np.abs(kR).max()) if kR.size else 0
+        max_c = int(np.abs(kC).max()) if kC.size else 0
+        reference.check_int64_bound(Rv.shape[1], max_r, max_c)
+    res = np.empty(shape, np.float32)
+    cpu.lowbit_matmul(kR, kC, scale, P_out, key, c_out, res)
+    return _wrap_like(res, R, out)
+
+
+# --- 4: fused per-example quantized update ------------------------------------------------------
+
+def per_example_update(R, O, fmt, *, accumulator=None, seed: int = 0, counter: int = 0, out=None,
+                       backend: str = "numpy"):
+    """``G[i, j] = sum_b Q(R[b, i] * O[b, j])`` for R (batch, out), O (batch, in), without the
+    (batch, out, in) tensor on the numba / cuda backends.
+
+    Q = ``fmt`` on the float32 product, counter ``counter + (b*out + i)*in + j``. Accumulation:
+    float64 in batch order, rounded to float32 once (``accumulator`` None or Float32), or a
+    FixedPoint ``accumulator`` saturating (wrapping) at every add; see
+    ``reference.per_example_update``.
+    """
+    be = _backend(backend, R, O, out)
+    reference.check_update_shapes(tuple(R.shape), tuple(O.shape), None if out is None else tuple(out.shape))
+    A = reference.accumulator_format(accumulator)
+    shape = (R.shape[1], O.shape[1])
+    _check_float32_out(out, shape, "per_example_update")
+    cpu = _cpu()
+    key, c0 = _keys(seed, counter)
+    ca = cpu.u64(counter + R.shape[0] * shape[0] * shape[1])
+    P, PA = _params(fmt), _params(A)
+    if be == "cuda":
+        d = _Dev()
+        dR, dO = d.arr(R, "R"), d.arr(O, "O")
+        res, dres = d.empty(shape)
+        d.ck.per_example_update(dR, dO, P, PA, key, c0, ca, dres, d.stream)
+        return d.finish(res, R, out)
+    Rv, Ov = _host(R, "R"), _host(O, "O")
+    if be == "numpy":
+        return _wrap_like(reference.per_example_update(Rv, Ov, fmt, accumulator=A, seed=seed, counter=counter),
+                          R, out)
+    direct = None                                  # write straight into a contiguous CPU out
+    if isinstance(out, np.ndarray) and out.flags.c_contiguous:
+        direct = out
+    elif _is_tensor(out) and not out.is_cuda and out.is_contiguous():
+        direct = out.detach().numpy()
+    res = direct if direct is not None else np.empty(shape, np.float32)
+    cpu.per_example_update(_c(Rv), _c(Ov), P, PA, key, c0, ca, res)
+    return out if direct is not None else _wrap_like(res, R, out)
+
+
+# --- 5: saturating fixed-point accumulation -----------------------------------------------------
+
+def accumulate_fixed(X, fmt, *, seed: int = 0, counter: int = 0, out=None, backend: str = "numpy"):
+    """Sum float32 ``X`` (n, ...) over axis 0 in FixedPoint ``fmt``, saturating at every add."""
+    be = _backend(backend, X, out)
+    reference.require_fixed(fmt, "accumulate_fixed format")
+    if len(X.shape) < 1:
+        raise ValueError(f"accumulate_fixed: X must have at least 1 dimension; got shape {tuple(X.shape)}")
+    shape = tuple(X.shape[1:])
+    _check_float32_out(out, shape, "accumulate_fixed")
+    n = X.shape[0]
+    m = int(np.prod(shape))
+    key, c0 = _keys(seed, counter)
+    if be == "cuda":
+        d = _Dev()
+        dX = d.arr(X, "X")
+        res, dres = d.empty(shape)
+        d.ck.accumulate_fixed(dX.reshape(n, m), _params(fmt), key, c0, dres.reshape(m) if m else dres, d.stream)
+        return d.finish(res, X, out)
+    Xv = _host(X, "X")
+    if be == "numpy":
+        return _wrap_like(reference.accumulate_fixed(Xv, fmt, seed=seed, counter=counter), X, out)
+    res = np.empty(m, np.float32)
+    _cpu().accumulate_fixed(_c(Xv).reshape(n, m), _params(fmt), key, c0, res)
+    return _wrap_like(res.reshape(shape), X, out)

@@ -1,13 +1,35 @@
 """NumPy reference kernels: the definition of what every faster kernel must return.
 
-All functions are pure: arrays in, new arrays out. Quantizers compute in float64 and return
-float32 (the grid values of every supported format are exact in float32).
+All functions are pure: arrays in, new arrays out. Quantizers take float32 values (other inputs
+are first rounded to float32), compute in float64 and return float32. The Numba CPU
+(``kernels.cpu``) and Numba CUDA (``kernels.cuda``) kernels return the same bits.
+
+Conventions shared by every backend
+-----------------------------------
+* Zeros produced by a quantizer are ``+0.0`` (a ``-0.0`` never comes out of a log or fixed
+  quantizer; the float32 pass-through returns its input unchanged). NaN payloads are unspecified.
+* Stochastic modes draw element ``i`` of a call from ``uniform_counter`` at ``counter + i``
+  (``i`` the flat C-order index), so results do not depend on the order of evaluation.
+  Seeds and counters are taken modulo 2^64.
+* The log quantizer's exponent ``round(log2(|x|/alpha))`` is evaluated exactly: ``|x|/alpha`` is
+  rounded once to float64, then ``frexp`` and one comparison against sqrt(1/2) pick the nearest
+  integer (a tie would need ``|x|/alpha = 2^(k+1/2)``, which is irrational, so none exists).
+  No ``log2``/``exp2`` from a math library enters the result, so no backend can differ by an ulp.
+* Fixed point with ``word > 24`` is computed exactly in float64, but the float32 output can
+  round an integer code ``|k| > 2^24`` to a neighbour (float32 has a 24-bit significand).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_MOD64 = 2 ** 64
+#: float64 nearest to sqrt(1/2); it lies above sqrt(1/2), so ``m >= SQRT_HALF`` <=> ``m > sqrt(1/2)``.
+SQRT_HALF = 0.7071067811865476
+#: The bound on the int64 accumulator of ``lowbit_dense_product``.
+INT64_LIMIT = 2 ** 63
 
 
 def splitmix64(z: np.ndarray) -> np.ndarray:
@@ -21,16 +43,22 @@ def splitmix64(z: np.ndarray) -> np.ndarray:
     return z
 
 
+def seed_key(seed: int) -> np.uint64:
+    """``splitmix64(seed)``: the key every element's counter is xor-ed with."""
+    return splitmix64(np.array([int(seed) % _MOD64], dtype=np.uint64))[0]
+
+
 def uniform_counter(n: int, seed: int, counter: int) -> np.ndarray:
     """n uniforms in [0, 1) on a 2^-24 grid, element i drawn from hash(seed, counter + i).
 
+    ``u_i = (splitmix64((counter + i) xor splitmix64(seed)) >> 40) * 2^-24`` (uint64 wrapping).
     Counter based, so any backend reproduces the same stream from (seed, counter) alone,
     whatever the order in which elements are processed.
     """
     idx = np.arange(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        key = splitmix64(np.array([seed], dtype=np.uint64))[0]
-        z = splitmix64((idx + np.uint64(counter)) ^ key)
+        key = seed_key(seed)
+        z = splitmix64((idx + np.uint64(int(counter) % _MOD64)) ^ key)
     return (z >> np.uint64(40)).astype(np.float64) * 2.0 ** -24
 
 
@@ -38,17 +66,26 @@ def passthrough(x):
     return np.asarray(x, dtype=np.float32).copy()
 
 
-def quantize_log(x, fmt, *, seed: int = 0, counter: int = 0) -> np.ndarray:
-    """``alpha * sign(x) * 2^round(clip(log2(|x|/alpha), E_min, 0))`` with the format's underflow rule."""
-    x = np.asarray(x, dtype=np.float32)
-    xd = x.astype(np.float64).ravel()
+def _f32(v: np.ndarray) -> np.ndarray:
+    """Round float64 results to float32 (values beyond float32's range become +-inf, silently)."""
+    with np.errstate(over="ignore"):
+        return v.astype(np.float32)
+
+
+# --- quantizer cores on float64 values ----------------------------------------------------------
+
+def _log_core(xd: np.ndarray, fmt, seed: int, counter: int) -> np.ndarray:
+    """Log quantizer on flat float64 values; returns float64 grid values (before the float32 cast)."""
     mag = np.abs(xd)
     out = np.zeros_like(xd)
-    nz = mag > 0
-    with np.errstate(divide="ignore"):
-        e = np.rint(np.log2(mag[nz] / fmt.alpha))
+    nz = mag > 0                                  # exact zeros (and NaN) give 0
+    v = mag[nz] / fmt.alpha
+    m, E = np.frexp(v)
+    e = np.where(m >= SQRT_HALF, E, E - 1).astype(np.float64)
+    e[v >= 1.0] = 0.0                             # at or above alpha: the top level (also inf)
+    e[v == 0.0] = -np.inf                         # |x|/alpha underflowed float64
     e_min = fmt.min_exponent
-    q = fmt.alpha * np.exp2(np.clip(e, e_min, 0))
+    q = np.ldexp(fmt.alpha, np.maximum(e, e_min).astype(np.int32))
     if fmt.underflow != "clip" and fmt.bits > 1:
         under = e < e_min
         if fmt.underflow == "flush":
@@ -57,25 +94,309 @@ def quantize_log(x, fmt, *, seed: int = 0, counter: int = 0) -> np.ndarray:
             smallest = fmt.alpha * 2.0 ** e_min
             u = uniform_counter(xd.size, seed, counter)[nz]
             q[under & (u * smallest >= mag[nz])] = 0.0
-    out[nz] = np.sign(xd[nz]) * q
-    return out.astype(np.float32).reshape(x.shape)
+    out[nz] = np.where(xd[nz] > 0, q, -q)
+    return out + 0.0
+
+
+def _round_fixed(y: np.ndarray, rounding: str, seed: int, counter: int) -> np.ndarray:
+    """Round scaled values ``y = x * 2^frac`` to integers (as float64)."""
+    if rounding == "nearest_even":
+        return np.rint(y)
+    if rounding == "nearest_away":
+        return np.sign(y) * np.floor(np.abs(y) + 0.5)
+    if rounding == "truncate":
+        return np.floor(y)
+    return np.floor(y + uniform_counter(y.size, seed, counter))
+
+
+def _overflow(k: np.ndarray, fmt) -> np.ndarray:
+    """Saturate or wrap integer codes (float64) into the format's range."""
+    if fmt.overflow == "saturate":
+        return np.clip(k, fmt.int_min, fmt.int_max)
+    with np.errstate(invalid="ignore"):
+        return np.mod(k - fmt.int_min, 2.0 ** fmt.word) + fmt.int_min
+
+
+def _fixed_codes_f64(xd: np.ndarray, fmt, seed: int, counter: int) -> np.ndarray:
+    return _overflow(_round_fixed(xd * 2.0 ** fmt.frac, fmt.rounding, seed, counter), fmt)
+
+
+def _fixed_core(xd: np.ndarray, fmt, seed: int, counter: int) -> np.ndarray:
+    return _fixed_codes_f64(xd, fmt, seed, counter) * 2.0 ** -fmt.frac + 0.0
+
+
+def _core(xd: np.ndarray, fmt, seed: int, counter: int) -> np.ndarray:
+    kind = getattr(fmt, "kind", None)
+    if kind == "float":
+        return xd
+    if kind == "log":
+        return _log_core(xd, fmt, seed, counter)
+    if kind == "fixed":
+        return _fixed_core(xd, fmt, seed, counter)
+    raise ValueError(f"number format: got {fmt!r}; allowed: Float32, LogQuant, FixedPoint")
+
+
+# --- public quantizers --------------------------------------------------------------------------
+
+def quantize_log(x, fmt, *, seed: int = 0, counter: int = 0) -> np.ndarray:
+    """``alpha * sign(x) * 2^round(clip(log2(|x|/alpha), E_min, 0))`` with the format's underflow rule."""
+    x = np.asarray(x, dtype=np.float32)
+    xd = x.astype(np.float64).ravel()
+    return _f32(_log_core(xd, fmt, seed, counter)).reshape(x.shape)
 
 
 def quantize_fixed(x, fmt, *, seed: int = 0, counter: int = 0) -> np.ndarray:
     """Round ``x * 2^frac`` to an integer with the format's rounding, then saturate or wrap."""
     x = np.asarray(x, dtype=np.float32)
-    xd = x.astype(np.float64).ravel() * 2.0 ** fmt.frac
-    if fmt.rounding == "nearest_even":
-        k = np.rint(xd)
-    elif fmt.rounding == "nearest_away":
-        k = np.sign(xd) * np.floor(np.abs(xd) + 0.5)
-    elif fmt.rounding == "truncate":
-        k = np.floor(xd)
-    else:
-        k = np.floor(xd + uniform_counter(xd.size, seed, counter))
-    if fmt.overflow == "saturate":
-        k = np.clip(k, fmt.int_min, fmt.int_max)
-    else:
-        span = 2.0 ** fmt.word
-        k = np.mod(k - fmt.int_min, span) + fmt.int_min
-    return (k * 2.0 ** -fmt.frac).astype(np.float32).reshape(x.shape)
+    xd = x.astype(np.float64).ravel()
+    return _f32(_fixed_core(xd, fmt, seed, counter)).reshape(x.shape)
+
+
+def quantize(x, fmt, *, seed: int = 0, counter: int = 0) -> np.ndarray:
+    """Any format (Float32, LogQuant, FixedPoint) on float32 values."""
+    x = np.asarray(x, dtype=np.float32)
+    return _f32(_core(x.astype(np.float64).ravel(), fmt, seed, counter)).reshape(x.shape)
+
+
+def quantize_f64(x, fmt, *, seed: int = 0, counter: int = 0) -> np.ndarray:
+    """Quantize float64 values directly (no float32 step before the quantizer); float32 out."""
+    x = np.asarray(x, dtype=np.float64)
+    return _f32(_core(x.ravel(), fmt, seed, counter)).reshape(x.shape)
+
+
+def fixed_codes(x, fmt, *, seed: int = 0, counter: int = 0) -> np.ndarray:
+    """The int64 codes ``k`` (value ``k * 2^-frac``) of float32 ``x`` in FixedPoint ``fmt``; NaN -> 0."""
+    x = np.asarray(x, dtype=np.float32)
+    k = _fixed_codes_f64(x.astype(np.float64).ravel(), fmt, seed, counter)
+    k[np.isnan(k)] = 0.0
+    return k.astype(np.int64).reshape(x.shape)
+
+
+# --- shape checks shared with dispatch ----------------------------------------------------------
+
+def _check_2d(a: np.ndarray, name: str) -> None:
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D; got shape {tuple(a.shape)}")
+
+
+def check_update_shapes(R_shape, O_shape, out_shape=None) -> None:
+    if len(R_shape) != 2 or len(O_shape) != 2:
+        raise ValueError(f"per_example_update: R and O must be 2-D (batch, out) and (batch, in); "
+                         f"got R {tuple(R_shape)} and O {tuple(O_shape)}")
+    if R_shape[0] != O_shape[0]:
+        raise ValueError(f"per_example_update: batch sizes differ: R {tuple(R_shape)} vs O {tuple(O_shape)}")
+    want = (R_shape[1], O_shape[1])
+    if out_shape is not None and tuple(out_shape) != want:
+        raise ValueError(f"per_example_update: out has shape {tuple(out_shape)}; R {tuple(R_shape)} "
+                         f"and O {tuple(O_shape)} need {want}")
+
+
+def check_product_shapes(R_shape, C_shape, out_shape=None) -> None:
+    if len(R_shape) != 2 or len(C_shape) != 2:
+        raise ValueError(f"lowbit_dense_product: R and C must be 2-D; got R {tuple(R_shape)} and C {tuple(C_shape)}")
+    if R_shape[1] != C_shape[0]:
+        raise ValueError(f"lowbit_dense_product: inner sizes differ: R {tuple(R_shape)} vs C {tuple(C_shape)}")
+    want = (R_shape[0], C_shape[1])
+    if out_shape is not None and tuple(out_shape) != want:
+        raise ValueError(f"lowbit_dense_product: out has shape {tuple(out_shape)}; R {tuple(R_shape)} "
+                         f"and C {tuple(C_shape)} need {want}")
+
+
+def require_fixed(fmt, what: str) -> None:
+    if getattr(fmt, "kind", None) != "fixed":
+        raise ValueError(f"{what}: got {fmt!r}; allowed: a FixedPoint format")
+
+
+def accumulator_format(accumulator):
+    """None / Float32 -> None (float64 accumulation); FixedPoint -> itself; anything else: error."""
+    if accumulator is None or getattr(accumulator, "kind", None) == "float":
+        return None
+    require_fixed(accumulator, "accumulator format")
+    return accumulator
+
+
+# --- 2: sparse binary feedback product ----------------------------------------------------------
+
+class IndexLists(NamedTuple):
+    """A binary feedback matrix ``M`` (sender, receiver) with entries {0, scale}, as index lists.
+
+    Receiver ``r``'s non-zero senders are ``indices[indptr[r]:indptr[r+1]]`` (ascending): CSC of
+    M, equivalently CSR of M^T.
+    """
+
+    indptr: np.ndarray   # int64, (n_receivers + 1,)
+    indices: np.ndarray  # int64, (nnz,)
+    scale: float
+    n_senders: int
+
+    @property
+    def n_receivers(self) -> int:
+        return self.indptr.size - 1
+
+
+def binary_to_index_lists(M) -> IndexLists:
+    """Convert a dense {0, c} matrix of shape (sender, receiver) to ``IndexLists``.
+
+    All non-zero entries must be equal (one scale ``c``); an all-zero matrix gets scale 1.
+    """
+    M = np.asarray(M)
+    _check_2d(M, "binary feedback matrix")
+    vals = M[M != 0]
+    if vals.size and not np.all(vals == vals.flat[0]):
+        distinct = np.unique(vals)
+        raise ValueError(f"binary feedback matrix: entries must be 0 or one constant c; got "
+                         f"{distinct.size} distinct non-zero values (e.g. {distinct[:3].tolist()})")
+    scale = float(vals.flat[0]) if vals.size else 1.0
+    r, s = np.nonzero(M.T)                           # sorted by receiver, then sender
+    counts = np.bincount(r, minlength=M.shape[1])
+    indptr = np.zeros(M.shape[1] + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return IndexLists(indptr, s.astype(np.int64), scale, int(M.shape[0]))
+
+
+def index_lists_dense(lists: IndexLists) -> np.ndarray:
+    """The dense float32 (sender, receiver) matrix of ``lists`` (for tests and checks)."""
+    M = np.zeros((lists.n_senders, lists.n_receivers), dtype=np.float32)
+    for r in range(lists.n_receivers):
+        M[lists.indices[lists.indptr[r]:lists.indptr[r + 1]], r] = lists.scale
+    return M
+
+
+def check_sparse(R_shape, indptr, indices, n_senders, out_shape=None) -> None:
+    if len(R_shape) != 2:
+        raise ValueError(f"sparse_feedback_product: R must be 2-D (batch, sender); got {tuple(R_shape)}")
+    if indptr.ndim != 1 or indptr.size < 1 or indices.ndim != 1 or indptr[-1] != indices.size or indptr[0] != 0:
+        raise ValueError(f"sparse_feedback_product: malformed index lists: indptr {tuple(indptr.shape)} "
+                         f"ending at {int(indptr[-1]) if indptr.size else None}, indices {tuple(indices.shape)}")
+    if n_senders is not None and n_senders != R_shape[1]:
+        raise ValueError(f"sparse_feedback_product: R {tuple(R_shape)} has {R_shape[1]} senders; "
+                         f"the feedback matrix has shape {(n_senders, indptr.size - 1)}")
+    if indices.size and (indices.min() < 0 or indices.max() >= R_shape[1]):
+        raise ValueError(f"sparse_feedback_product: sender indices span {int(indices.min())}..{int(indices.max())}; "
+                         f"R {tuple(R_shape)} has {R_shape[1]} senders")
+    want = (R_shape[0], indptr.size - 1)
+    if out_shape is not None and tuple(out_shape) != want:
+        raise ValueError(f"sparse_feedback_product: out has shape {tuple(out_shape)}; need {want}")
+
+
+def sparse_feedback_product(R, lists: IndexLists, scale: float | None = None) -> np.ndarray:
+    """``J[b, r] = scale * sum_{s in idx(r)} R[b, s]``: additions only, one multiply per output.
+
+    The sum runs in float64 in index-list order (ascending sender), then is multiplied by
+    ``scale`` (float64) and rounded to float32.
+    """
+    R = np.asarray(R, dtype=np.float32)
+    indptr, indices = np.asarray(lists.indptr, np.int64), np.asarray(lists.indices, np.int64)
+    n_senders = getattr(lists, "n_senders", None)
+    check_sparse(R.shape, indptr, indices, n_senders)
+    scale = float(lists.scale if scale is None else scale)
+    nr = indptr.size - 1
+    acc = np.zeros((R.shape[0], nr), dtype=np.float64)
+    lengths = np.diff(indptr)
+    for p in range(int(lengths.max()) if nr else 0):   # position p of every list, in order
+        rs = np.nonzero(lengths > p)[0]
+        acc[:, rs] += R[:, indices[indptr[rs] + p]].astype(np.float64)
+    return _f32(acc * scale)
+
+
+# --- 3: dense low-bit product with integer accumulation -----------------------------------------
+
+def check_int64_bound(K: int, max_r: int, max_c: int) -> None:
+    if K * max_r * max_c >= INT64_LIMIT:
+        raise ValueError(f"lowbit_dense_product: the int64 accumulator could overflow: K={K} x max|k_R|={max_r} "
+                         f"x max|k_C|={max_c} >= 2^63; use narrower formats")
+
+
+def lowbit_dense_product(R, C, r_fmt, c_fmt, *, out_fmt=None, seed: int = 0, counter: int = 0) -> np.ndarray:
+    """``J = (k_R @ k_C) * 2^-(f_R + f_C)``, optionally re-quantized to ``out_fmt``.
+
+    ``k_R`` / ``k_C`` are the int64 codes of R (batch, K) and C (K, N) in the FixedPoint formats
+    ``r_fmt`` / ``c_fmt``; the products are summed in int64 (exact: a bound
+    K * max|k_R| * max|k_C| >= 2^63 raises ValueError). The exact sum, scaled in float64 (exact
+    below 2^53), is quantized directly to ``out_fmt`` (no float32 step) or rounded to float32.
+    Counters: R uses ``counter + i``, C ``counter + R.size + i``, the output
+    ``counter + R.size + C.size + i``.
+    """
+    R = np.asarray(R, dtype=np.float32)
+    C = np.asarray(C, dtype=np.float32)
+    check_product_shapes(R.shape, C.shape)
+    require_fixed(r_fmt, "lowbit_dense_product r_fmt")
+    require_fixed(c_fmt, "lowbit_dense_product c_fmt")
+    kR = fixed_codes(R, r_fmt, seed=seed, counter=counter)
+    kC = fixed_codes(C, c_fmt, seed=seed, counter=counter + R.size)
+    max_r = int(np.abs(kR).max()) if kR.size else 0
+    max_c = int(np.abs(kC).max()) if kC.size else 0
+    check_int64_bound(R.shape[1], max_r, max_c)
+    acc = kR @ kC if R.shape[1] else np.zeros((R.shape[0], C.shape[1]), np.int64)
+    value = acc.astype(np.float64) * 2.0 ** -(r_fmt.frac + c_fmt.frac)
+    if out_fmt is None:
+        return _f32(value)
+    return quantize_f64(value, out_fmt, seed=seed, counter=counter + R.size + C.size)
+
+
+# --- 4 and 5: per-example quantized update, saturating fixed-point accumulation -----------------
+
+def _acc_add(acc: np.ndarray, q: np.ndarray, A, seed: int, counter: int) -> np.ndarray:
+    """One saturating (or wrapping) add in accumulator format A: ``acc`` holds integer codes."""
+    k = _round_fixed(q.ravel() * 2.0 ** A.frac, A.rounding, seed, counter).reshape(q.shape)
+    return _overflow(acc + k, A)
+
+
+def per_example_update(R, O, fmt, *, accumulator=None, seed: int = 0, counter: int = 0,
+                       max_chunk_elems: int = 1 << 22) -> np.ndarray:
+    """``G[i, j] = sum_b Q(R[b, i] * O[b, j])``, materializing the per-example products in chunks.
+
+    * The product ``R[b, i] * O[b, j]`` is formed in float32 (as a float32 training loop does),
+      then quantized with ``fmt``; element (b, i, j) uses counter ``counter + (b*out + i)*in + j``
+      (its flat index in the materialized (batch, out, in) tensor).
+    * Without an accumulator (None or Float32) the float32 quantized values are summed in float64
+      in batch order and the sum is rounded to float32 once (exact for fixed formats while
+      |G| < 2^(53-frac)).
+    * With a FixedPoint accumulator A each addend is rounded to A's grid with A's rounding
+      (exact when Q's grid lies on A's; stochastic uses counter ``counter + batch*out*in +
+      (b*out + i)*in + j``), added to the integer code and saturated (or wrapped) at every add;
+      the result is ``code * 2^-frac_A`` in float32.
+    """
+    R = np.asarray(R, dtype=np.float32)
+    O = np.asarray(O, dtype=np.float32)
+    check_update_shapes(R.shape, O.shape)
+    A = accumulator_format(accumulator)
+    B, NO = R.shape
+    NI = O.shape[1]
+    per_b = NO * NI
+    acc = np.zeros((NO, NI), dtype=np.float64)
+    cb = max(1, max_chunk_elems // max(per_b, 1))
+    counter_a = counter + B * per_b
+    for b0 in range(0, B, cb):
+        b1 = min(B, b0 + cb)
+        P = R[b0:b1, :, None] * O[b0:b1, None, :]            # float32 per-example products
+        Q = quantize(P, fmt, seed=seed, counter=counter + b0 * per_b)
+        for b in range(b0, b1):
+            q = Q[b - b0].astype(np.float64)
+            if A is None:
+                acc += q
+            else:
+                acc = _acc_add(acc, q, A, seed, counter_a + b * per_b)
+    if A is None:
+        return _f32(acc)
+    return _f32(acc * 2.0 ** -A.frac + 0.0)
+
+
+def accumulate_fixed(X, fmt, *, seed: int = 0, counter: int = 0) -> np.ndarray:
+    """Sum ``X`` (n, ...) over axis 0 in FixedPoint ``fmt``, saturating (or wrapping) at every add.
+
+    Each addend ``X[t]`` is rounded to fmt's grid with fmt's rounding (stochastic: element (t, j)
+    of the flattened (n, m) array uses counter ``counter + t*m + j``), the integer codes are added
+    in order t = 0..n-1 and saturated (wrapped) after each add. Returns float32 of shape X.shape[1:].
+    """
+    X = np.asarray(X, dtype=np.float32)
+    require_fixed(fmt, "accumulate_fixed format")
+    if X.ndim < 1:
+        raise ValueError(f"accumulate_fixed: X must have at least 1 dimension; got shape {X.shape}")
+    n = X.shape[0]
+    X2 = X.reshape(n, -1) if n else np.zeros((0, int(np.prod(X.shape[1:]))), np.float32)
+    m = X2.shape[1]
+    acc = np.zeros(m, dtype=np.float64)
+    for t in range(n):
+        acc = _acc_add(acc, X2[t].astype(np.float64), fmt, seed, counter + t * m)
+    return _f32(acc * 2.0 ** -fmt.frac + 0.0).reshape(X.shape[1:])

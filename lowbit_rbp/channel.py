@@ -31,9 +31,10 @@ from .models import MLP
 class Quantizer:
     """Applies a number format to torch tensors in place, with a counter for stochastic modes."""
 
-    def __init__(self, spec, seed: int):
+    def __init__(self, spec, seed: int, backend: str = "auto"):
         self.fmt = parse_format(spec)
         self.seed = seed
+        self.backend = backend
         self.counter = 0
         self.active = not isinstance(self.fmt, Float32)
 
@@ -41,7 +42,7 @@ class Quantizer:
         if not self.active:
             return t
         from kernels import dispatch
-        dispatch.quantize_(t, self.fmt, seed=self.seed, counter=self.counter)
+        dispatch.quantize_(t, self.fmt, seed=self.seed, counter=self.counter, backend=self.backend)
         self.counter += t.numel()
         return t
 
@@ -68,9 +69,9 @@ class Channel:
         self.rng = rng
         self.gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         seed = cfg.train.seed
-        self.q_error = Quantizer(f.error, seed * 4 + 1)
-        self.q_signal = Quantizer(f.signal, seed * 4 + 2)
-        self.q_feedback = Quantizer(f.feedback, seed * 4 + 3)
+        self.q_error = Quantizer(f.error, seed * 4 + 1, cfg.backend)
+        self.q_signal = Quantizer(f.signal, seed * 4 + 2, cfg.backend)
+        self.q_feedback = Quantizer(f.feedback, seed * 4 + 3, cfg.backend)
         self.quantize_after = f.quantize_at == "after_fprime"
         # Per-example quantized weight update (paper section 5.2) and its accumulator; the fused
         # kernel never materializes the batch x out x in tensor. Bias updates stay float sums.
@@ -186,7 +187,7 @@ class Channel:
             from kernels import dispatch
             dispatch.per_example_update(self.R[k], acts[k], self.update_fmt, accumulator=self.accumulator_fmt,
                                         seed=self.update_seed, counter=self.update_counter, out=out,
-                                        backend="numba" if self.backend == "auto" else self.backend)
+                                        backend=self.backend)
             self.update_counter += self.R[k].shape[0] * out.numel()
         else:
             torch.mm(self.R[k].T, acts[k], out=out)

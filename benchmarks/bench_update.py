@@ -1,0 +1,103 @@
+"""Per-example quantized weight update on the MNIST shapes: fused Numba kernel vs plain torch.
+
+``G = sum_b Q(R[b, :, None] * O[b, None, :])`` for batch 100 and the layers 100x784, 100x100 and
+10x100 (out x in). Contenders, at the same thread count (torch.set_num_threads and
+numba.set_num_threads), each timing the median of several repeats, interleaved:
+
+* ``numba``: ``kernels.dispatch.per_example_update(..., backend="numba")`` (fused, prange over
+  output rows, never builds the batch x out x in tensor; bit-exact with the reference);
+* ``torch``: the straightforward way: materialize the (batch, out, in) float32 tensor, quantize it
+  with torch ops (log: abs/log2/round/clamp/exp2/sign; fixed: mul/round/clamp/mul), sum over the
+  batch. Deterministic formats only (torch has no counter-based RNG matching ours).
+
+Prints ms per update and the ratio torch / numba (> 1: the fused kernel is faster).
+
+    python benchmarks/bench_update.py [--threads 1,2] [--repeats 7] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kernels import dispatch  # noqa: E402
+from lowbit_rbp.formats import FixedPoint, LogQuant  # noqa: E402
+
+BATCH = 100
+LAYERS = [(100, 784), (100, 100), (10, 100)]
+FORMATS = {
+    "log:alpha=2^-6,bits=5": LogQuant(2.0 ** -6, 5),
+    "fixed:w=8,f=8": FixedPoint(8, 8),
+}
+
+
+def torch_update(R: torch.Tensor, O: torch.Tensor, fmt) -> torch.Tensor:
+    """The straightforward per-example quantized update with torch ops."""
+    P = R[:, :, None] * O[:, None, :]
+    if isinstance(fmt, LogQuant):
+        mag = P.abs()
+        e = torch.round(torch.log2(mag / fmt.alpha)).clamp_(fmt.min_exponent, 0)
+        Q = torch.sign(P) * (fmt.alpha * torch.exp2(e))
+    else:
+        s = 2.0 ** fmt.frac
+        Q = torch.round(P * s).clamp_(fmt.int_min, fmt.int_max) / s
+    return Q.sum(0)
+
+
+def bench(threads: int, repeats: int) -> list[dict]:
+    import numba
+    torch.set_num_threads(threads)
+    numba.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    rows = []
+    for fname, fmt in FORMATS.items():
+        for n_out, n_in in LAYERS:
+            R = torch.from_numpy(rng.normal(0, 0.05, (BATCH, n_out)).astype(np.float32))
+            O = torch.from_numpy(np.tanh(rng.normal(0, 1, (BATCH, n_in))).astype(np.float32))
+            out = torch.empty(n_out, n_in)
+            ours = lambda: dispatch.per_example_update(R, O, fmt, out=out, backend="numba")  # noqa: E731
+            theirs = lambda: torch_update(R, O, fmt)  # noqa: E731
+            ours()
+            theirs()                                            # warm up (compile / cache load)
+            ref = dispatch.per_example_update(R.numpy(), O.numpy(), fmt)
+            assert np.array_equal(out.numpy(), ref), "numba kernel differs from the reference"
+            agree = float(np.mean(np.isclose(theirs().numpy(), ref, rtol=1e-5, atol=1e-7)))
+            t_ours, t_theirs = [], []
+            for _ in range(repeats):
+                for fn, acc in ((ours, t_ours), (theirs, t_theirs)):
+                    t0 = time.perf_counter()
+                    fn()
+                    acc.append(time.perf_counter() - t0)
+            mo, mt = statistics.median(t_ours), statistics.median(t_theirs)
+            rows.append({"threads": threads, "format": fname, "layer": f"{n_out}x{n_in}",
+                         "numba_ms": mo * 1e3, "torch_ms": mt * 1e3, "ratio": mt / mo,
+                         "torch_agrees": agree})
+            print(f"threads={threads} {fname:24s} {n_out:4d}x{n_in:<4d} numba {mo*1e3:8.2f} ms   "
+                  f"torch {mt*1e3:8.2f} ms   torch/numba {mt/mo:6.2f}x   (torch equal to ref: {agree:.4f})",
+                  flush=True)
+    return rows
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--json", default=None, help="write the rows to this file")
+    args = ap.parse_args(argv)
+    rows = []
+    for th in (int(t) for t in args.threads.split(",")):
+        rows += bench(th, args.repeats)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

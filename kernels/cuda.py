@@ -1,0 +1,215 @@
+"""Numba CUDA kernels: bit-exact twins of ``kernels.reference`` (import this module lazily).
+
+The scalar arithmetic is the ``register_jitable`` code of ``kernels.cpu``, inlined here, so CPU
+and GPU share one implementation. fastmath stays off (IEEE division, no flush-to-zero). NVVM
+contracts a*b + c into fma by default; every such pair in the shared code multiplies by a power
+of two (an exact product), or is separated by a float32 rounding, so contraction cannot change
+a result.
+
+Launch helpers take device arrays (``numba.cuda`` arrays, or anything ``cuda.as_cuda_array``
+accepts, e.g. torch CUDA tensors) and run on ``stream`` (default: the default stream).
+``compile_ptx_all(cc)`` compiles every kernel to PTX without a GPU (needs NVVM only).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+from numba import cuda
+
+from .cpu import acc_add, fixed_code, quant_value
+
+_THREADS = 256
+_MAX_BLOCKS = 65535
+
+
+def _k_quantize_flat(x, P, key, counter, out):
+    i = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    while i < x.size:
+        out[i] = np.float32(quant_value(np.float64(x[i]), P, key, counter + np.uint64(i)))
+        i += stride
+
+
+def _k_fixed_codes(x, P, key, counter, out):
+    i = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    while i < x.size:
+        k = fixed_code(np.float64(x[i]), P, key, counter + np.uint64(i))
+        if k != k:
+            k = 0.0
+        out[i] = np.int64(k)
+        i += stride
+
+
+def _k_lowbit_matmul(kR, kC, scale, P, key, counter, out):
+    n, b = cuda.grid(2)
+    B, K = kR.shape
+    N = kC.shape[1]
+    if b < B and n < N:
+        acc = np.int64(0)
+        for k in range(K):
+            acc += kR[b, k] * kC[k, n]
+        v = np.float64(acc) * scale
+        out[b, n] = np.float32(quant_value(v, P, key, counter + np.uint64(b * N + n)))
+
+
+def _k_sparse_product(R, indptr, indices, scale, out):
+    r, b = cuda.grid(2)
+    B = R.shape[0]
+    NR = indptr.size - 1
+    if b < B and r < NR:
+        acc = 0.0
+        for p in range(indptr[r], indptr[r + 1]):
+            acc += np.float64(R[b, indices[p]])
+        out[b, r] = np.float32(acc * scale)
+
+
+def _k_per_example_update(R, O, P, PA, key, counter, counter_a, out):
+    j, i = cuda.grid(2)
+    B, NO = R.shape
+    NI = O.shape[1]
+    if i < NO and j < NI:
+        fixed_acc = PA[0] == 2.0
+        acc = 0.0
+        for b in range(B):
+            flat = np.uint64((b * NO + i) * NI + j)
+            q = np.float64(np.float32(quant_value(np.float64(R[b, i] * O[b, j]), P, key, counter + flat)))
+            if fixed_acc:
+                acc = acc_add(acc, q, PA, key, counter_a + flat)
+            else:
+                acc += q
+        if fixed_acc:
+            out[i, j] = np.float32(acc * PA[8] + 0.0)
+        else:
+            out[i, j] = np.float32(acc)
+
+
+def _k_accumulate_fixed(X, PA, key, counter, out):
+    j = cuda.grid(1)
+    n, m = X.shape
+    if j < m:
+        acc = 0.0
+        for t in range(n):
+            acc = acc_add(acc, np.float64(X[t, j]), PA, key, counter + np.uint64(t * m + j))
+        out[j] = np.float32(acc * PA[8] + 0.0)
+
+
+KERNELS = {
+    "quantize_flat": _k_quantize_flat,
+    "fixed_codes": _k_fixed_codes,
+    "lowbit_matmul": _k_lowbit_matmul,
+    "sparse_product": _k_sparse_product,
+    "per_example_update": _k_per_example_update,
+    "accumulate_fixed": _k_accumulate_fixed,
+}
+
+_jitted: dict = {}
+
+
+def kernel(name: str):
+    """The cuda.jit dispatcher of one kernel (created on first use; compiled on first launch)."""
+    if name not in _jitted:
+        _jitted[name] = cuda.jit(KERNELS[name])
+    return _jitted[name]
+
+
+def _launch1(n: int):
+    """(blocks, threads) for n elements: up to 256 threads a block (fewer for tiny n)."""
+    threads = min(_THREADS, 32 * max(1, math.ceil(n / 32)))
+    return max(1, min(_MAX_BLOCKS, math.ceil(n / threads))), threads
+
+
+def _launch2(nx: int, ny: int):
+    """(grid, block) over an (ny, nx) output, x fastest: blocks of up to 32 x 8 threads."""
+    tx, ty = max(1, min(32, nx)), max(1, min(8, ny))
+    return (max(1, math.ceil(nx / tx)), max(1, math.ceil(ny / ty))), (tx, ty)
+
+
+# --- launchers (device arrays in, results written into device ``out``) -------------------------
+
+def quantize_flat(x, P, key, counter, out, stream=0):
+    if x.size:
+        blocks, threads = _launch1(x.size)
+        kernel("quantize_flat")[blocks, threads, stream](x, P, key, counter, out)
+
+
+def fixed_codes(x, P, key, counter, out, stream=0):
+    if x.size:
+        blocks, threads = _launch1(x.size)
+        kernel("fixed_codes")[blocks, threads, stream](x, P, key, counter, out)
+
+
+def lowbit_matmul(kR, kC, scale, P, key, counter, out, stream=0):
+    if out.size:
+        grid, block = _launch2(out.shape[1], out.shape[0])
+        kernel("lowbit_matmul")[grid, block, stream](kR, kC, scale, P, key, counter, out)
+
+
+def sparse_product(R, indptr, indices, scale, out, stream=0):
+    if out.size:
+        grid, block = _launch2(out.shape[1], out.shape[0])
+        kernel("sparse_product")[grid, block, stream](R, indptr, indices, scale, out)
+
+
+def per_example_update(R, O, P, PA, key, counter, counter_a, out, stream=0):
+    if out.size:
+        grid, block = _launch2(out.shape[1], out.shape[0])
+        kernel("per_example_update")[grid, block, stream](R, O, P, PA, key, counter, counter_a, out)
+
+
+def accumulate_fixed(X, PA, key, counter, out, stream=0):
+    if out.size:
+        blocks, threads = _launch1(out.size)
+        kernel("accumulate_fixed")[blocks, threads, stream](X, PA, key, counter, out)
+
+
+# --- PTX without a GPU --------------------------------------------------------------------------
+
+def signatures() -> dict:
+    """One argument signature per kernel (the types the dispatcher passes)."""
+    from numba import types as t
+    P = t.UniTuple(t.float64, 12)
+    f1, f2 = t.float32[::1], t.float32[:, ::1]
+    i1, i2 = t.int64[::1], t.int64[:, ::1]
+    u = t.uint64
+    return {
+        "quantize_flat": (f1, P, u, u, f1),
+        "fixed_codes": (f1, P, u, u, i1),
+        "lowbit_matmul": (i2, i2, t.float64, P, u, u, f2),
+        "sparse_product": (f2, i1, i1, t.float64, f2),
+        "per_example_update": (f2, f2, P, P, u, u, u, f2),
+        "accumulate_fixed": (f2, P, u, u, f1),
+    }
+
+
+@contextlib.contextmanager
+def _assume_cc(cc):
+    """Without a driver, Numba asks the (absent) current device for the compute capability when
+    it compiles a device function; answer with the target ``cc`` instead (restored on exit)."""
+    if cuda.is_available():
+        yield
+        return
+    from numba.cuda import dispatcher
+
+    class _Device:
+        compute_capability = tuple(cc)
+
+    saved = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: _Device()
+    try:
+        yield
+    finally:
+        dispatcher.get_current_device = saved
+
+
+def compile_ptx_all(cc=(8, 0)) -> dict:
+    """PTX text of every kernel for compute capability ``cc`` (no GPU needed; NVVM is)."""
+    sigs = signatures()
+    out = {}
+    with _assume_cc(cc):
+        for name, fn in KERNELS.items():
+            ptx, _ = cuda.compile_ptx(fn, sigs[name], cc=tuple(cc))
+            out[name] = ptx
+    return out

@@ -1,0 +1,90 @@
+"""Shared inputs for the kernel tests: formats, shapes, awkward values, a bit-exact comparison.
+
+Imported by the test modules (pytest puts this folder on sys.path) and by ``cudasim_check.py``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lowbit_rbp.formats import FixedPoint, Float32, LogQuant
+
+LOG_FORMATS = [
+    LogQuant(2, 3),
+    LogQuant(2, 1),
+    LogQuant(0.1, 5, "flush"),                       # alpha not a float32 value
+    LogQuant(2.0 ** -6, 7, "stochastic"),
+    LogQuant(2, 4, "stochastic", "full"),
+    LogQuant(2.0 ** 1000, 12, "flush", "full"),       # e_min = -2047, quotients go subnormal
+    LogQuant(1e-30, 12, "stochastic", "full"),
+]
+FIXED_FORMATS = [
+    FixedPoint(8, 6),
+    FixedPoint(8, 4, rounding="nearest_away"),
+    FixedPoint(6, 3, signed=False, rounding="truncate"),
+    FixedPoint(12, 8, rounding="stochastic", overflow="wrap"),
+    FixedPoint(16, 12, rounding="stochastic"),
+    FixedPoint(5, 2, overflow="wrap"),
+    FixedPoint(32, 3, overflow="wrap"),
+    FixedPoint(8, 8, signed=False, overflow="wrap"),
+]
+FORMATS = [Float32()] + LOG_FORMATS + FIXED_FORMATS
+
+# Per-example update: formats that take each inner loop (fixed nearest-even/saturate and
+# deterministic log run SIMD loops; the rest the general one) and accumulators.
+UPDATE_FORMATS = [
+    FixedPoint(8, 8),
+    FixedPoint(10, 8, rounding="stochastic"),
+    FixedPoint(8, 6, rounding="nearest_away", overflow="wrap"),
+    LogQuant(2.0 ** -4, 5),
+    LogQuant(0.1, 4, "flush"),
+    LogQuant(2.0 ** -4, 5, "stochastic"),
+    LogQuant(2.0 ** 1000, 12, "flush", "full"),
+    Float32(),
+]
+ACCUMULATORS = [None, FixedPoint(16, 10), FixedPoint(10, 8, rounding="stochastic", overflow="wrap"),
+                FixedPoint(6, 4)]
+
+SHAPES = [(0,), (1,), (7, 13), (3, 5, 2), (257,)]
+
+
+def awkward_values(n: int, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+    """float32 values with every awkward case present once n is large enough, then random."""
+    special = np.array([
+        0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-40, 3.4e38, -3.4e38,
+        0.5, -0.5, 1.5, -2.5, 0.125, 0.1875, -0.1875,          # fixed-point ties
+        2.0 ** 0.5, 2.0 ** -0.5, 2.0 ** -2.5, -(2.0 ** -3.5),   # log thresholds (rounded)
+        1.9999999, 2.0, 2.0000002, 1e-3, -7e-4,
+    ], dtype=np.float32)
+    # float32 neighbours of the log thresholds alpha * 2^(k + 1/2)
+    thr = (2.0 ** (np.arange(-12, 2) + 0.5)).astype(np.float32)
+    special = np.concatenate([special, thr, np.nextafter(thr, np.float32(0)), np.nextafter(thr, np.float32(10))])
+    body = np.concatenate([rng.normal(0, scale, n), rng.normal(0, scale * 1e-3, n),
+                           scale * rng.standard_cauchy(n)]).astype(np.float32)
+    rng.shuffle(body)
+    out = np.concatenate([special, body])[:n]
+    rng.shuffle(out)
+    return out
+
+
+def same_bits(a, b) -> bool:
+    """Equal shapes, NaN in the same places, every other float32 bit-identical (+0 != -0)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind != "f":
+        return np.array_equal(a, b)
+    na, nb = np.isnan(a), np.isnan(b)
+    if not np.array_equal(na, nb):
+        return False
+    ia = a[~na].view(np.uint32 if a.dtype == np.float32 else np.uint64)
+    ib = b[~nb].view(np.uint32 if b.dtype == np.float32 else np.uint64)
+    return np.array_equal(ia, ib)
+
+
+def describe_diff(a, b) -> str:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return f"shapes {a.shape} vs {b.shape}"
+    bad = np.nonzero(~((a == b) | (np.isnan(a) & np.isnan(b))) | (np.signbit(a) != np.signbit(b)))
+    idx = tuple(i[:5] for i in bad)
+    return f"{len(bad[0])} differ, e.g. at {idx}: {a[idx]} vs {b[idx]}"

@@ -1,0 +1,53 @@
+"""CUDA kernels: same bits as the reference under the Numba CUDA simulator, and PTX for sm_80 /
+sm_90 from NVVM (no GPU needed for either)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def test_cuda_kernels_match_reference_under_simulator():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, str(HERE / "cudasim_check.py")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and "ALL OK" in res.stdout, out[-4000:]
+    assert "FAIL" not in res.stdout
+
+
+def _nvvm_or_skip():
+    try:
+        from numba.cuda.cudadrv import nvvm
+        nvvm.NVVM()
+    except Exception as exc:  # no CUDA toolkit / libnvvm on this machine
+        pytest.skip(f"NVVM (libnvvm) is not available, so compile_ptx cannot run: {exc!r}")
+
+
+# NVVM contracts a*b + c into fma by default (fastmath stays off). That is harmless exactly when
+# the product is exact: the RNG's u24 * 2^-24 + y, and code * 2^-frac + 0.0 (no underflow).
+_FMA = re.compile(r"fma\.rn\.f64\s+%fd\d+,\s*(\S+),\s*(\S+),\s*(\S+);")
+
+
+@pytest.mark.parametrize("cc", [(8, 0), (9, 0)], ids=["sm_80", "sm_90"])
+def test_cuda_kernels_compile_to_ptx(cc):
+    _nvvm_or_skip()
+    from kernels import cuda as ck
+    ptx = ck.compile_ptx_all(cc)
+    assert set(ptx) == set(ck.KERNELS)
+    for name, text in ptx.items():
+        assert f".target sm_{cc[0]}{cc[1]}" in text, name
+        assert ".entry" in text, name
+        assert ".ftz" not in text and ".approx" not in text, f"{name}: flush-to-zero / approximate math"
+        assert "fma.rn.f32" not in text, name
+        for m in _FMA.finditer(text):
+            a, b, c = m.groups()
+            assert b == "0d3E70000000000000" or c == "0d0000000000000000", \
+                f"{name}: unexpected fused multiply-add {m.group(0)}: check that its product is exact"

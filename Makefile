@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/lowbit-rbp demo --epochs 2
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_epoch.py
+	$(PY) benchmarks/bench_epoch.py --markdown reports/bench_epoch.md
 
 # The MNIST foundation table (20 epochs, seeds 0-2): about 10 minutes on 2 cores.
 reports: $(STAMP)

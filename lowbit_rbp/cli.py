@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 from .errors import LowbitError
 
@@ -64,7 +65,7 @@ def cmd_reproduce(args) -> int:
     from .experiments import run_experiment, table, write_report, markdown_table
     seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
     base = [f"train.epochs={args.epochs}", *args.overrides]
-    summaries = run_experiment(args.experiment, seeds, args.results, base_overrides=base,
+    summaries = run_experiment(args.experiment, seeds, args.store, base_overrides=base,
                                workers=args.workers, progress=not args.quiet)
     rows = table(summaries)
     command = "lowbit-rbp " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if args.command_line is None \
@@ -79,7 +80,7 @@ def cmd_reproduce(args) -> int:
 def cmd_demo(args) -> int:
     from .experiments import run_experiment, table, markdown_table
     import tempfile
-    results = args.results or tempfile.mkdtemp(prefix="lowbit-rbp-demo-")
+    results = args.store or str(Path(tempfile.mkdtemp(prefix="lowbit-rbp-demo-")) / "demo.db")
     base = [f"train.epochs={args.epochs}"]
     if args.train_subset:
         base.append(f"train.train_subset={args.train_subset}")
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--workers", type=int, default=1, help="parallel processes (each 1 thread)")
-    p.add_argument("--results", default="results/runs", help="folder of per-run JSON-lines files")
+    p.add_argument("--store", default="reports/sweeps/mnist.db", help="SQLite results store (resumable)")
     p.add_argument("--out", default="reports", help="where the Markdown report goes ('' for none)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--train-subset", type=int, default=0)
-    p.add_argument("--results", default=None)
+    p.add_argument("--store", default=None, help="results store (default: a new temporary one)")
     p.set_defaults(func=cmd_demo)
 
     from .data.cli import register as register_data

@@ -6,7 +6,6 @@ results folder (named by config hash), so an interrupted experiment resumes wher
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import statistics
 import time
 from dataclasses import dataclass
@@ -70,51 +69,34 @@ def expand(variants, seeds, base_overrides=()) -> list[tuple[Variant, RunConfig]
     return runs
 
 
-def _worker(args):
-    cfg, path, threads = args
-    import torch
-    torch.set_num_threads(threads)
-    from .train import run_training
-    res = run_training(cfg, path, progress=False)
-    return str(path), res.status, res.final.test_acc
-
-
-def run_experiment(name: str, seeds, results_dir, *, base_overrides=(), workers: int = 1,
+def run_experiment(name: str, seeds, store_path, *, base_overrides=(), workers: int = 1,
                    progress: bool = True) -> list[dict]:
-    """Train every (variant, seed) run not yet finished; return one summary dict per run."""
+    """Train every (variant, seed) run not yet in the results store; one summary dict per run.
+
+    Runs go through the sweep machinery (``sweep.run_sweep``) into the SQLite store, so an
+    experiment shares finished runs with any sweep that trained the same config.
+    """
     if name not in EXPERIMENTS:
         raise bad_value("experiment", name, ", ".join(EXPERIMENTS))
-    from tqdm.auto import tqdm
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
+    from .store import Store
+    from .sweep import run_sweep
     runs = expand(EXPERIMENTS[name], seeds, base_overrides)
-    threads = 1 if workers > 1 else 0
-    jobs = [(cfg, results_dir / f"{cfg.config_hash()}.jsonl", threads or _default_threads()) for _, cfg in runs]
-    bar = tqdm(total=len(jobs), desc=f"{name}: runs", disable=not progress)
-    if workers > 1:
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for _ in pool.imap_unordered(_worker, jobs):
-                bar.update(1)
-    else:
-        for job in jobs:
-            _worker(job)
-            bar.update(1)
-    bar.close()
-    return [summarize_run(v, cfg, results_dir / f"{cfg.config_hash()}.jsonl") for v, cfg in runs]
+    Path(store_path).parent.mkdir(parents=True, exist_ok=True)
+    run_sweep([cfg for _, cfg in runs], store_path, workers=workers, progress=progress)
+    with Store(store_path) as store:
+        return [summarize_run(v, cfg, store) for v, cfg in runs]
 
 
-def _default_threads() -> int:
-    import torch
-    return torch.get_num_threads()
-
-
-def summarize_run(v: Variant, cfg: RunConfig, path: Path) -> dict:
-    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    epochs = [x for x in lines if x.get("type") == "epoch"]
+def summarize_run(v: Variant, cfg: RunConfig, store) -> dict:
+    epochs = store.epochs(cfg.config_hash())
+    run = store.run(cfg.config_hash())
+    if not epochs or run is None:
+        raise bad_value(f"results of run {v.label!r} seed {cfg.train.seed}", cfg.config_hash(),
+                        "a finished run in the store (rerun the command to train it)")
     last = epochs[-1]
     return {"label": v.label, "row": v.row, "column": v.column, "seed": cfg.train.seed,
             "epochs": last["epoch"], "status": last["status"], "test_acc": last["test_acc"],
-            "seconds": sum(e["seconds"] for e in epochs), "machine": lines[0].get("machine", {}),
+            "seconds": sum(e["seconds"] for e in epochs), "machine": run.get("machine", {}),
             "config_hash": cfg.config_hash()}
 
 

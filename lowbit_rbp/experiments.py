@@ -146,7 +146,7 @@ def write_report(name: str, rows: list[dict], summaries: list[dict], out_dir, co
             f"Glorot-normal init, minibatch 100, lr 0.1 decaying 1e-6 per update (lr/(1+1e-6 t)), no momentum; "
             f"{rows[0]['epochs'] if rows else '?'} epochs; seeds {', '.join(map(str, seeds))}; final test accuracy, "
             "mean (sample sd) over seeds.",
-            f"- Paper: 100 epochs, 5 seeds (Baldi, Sadowski, Lu 2018, Table 1).",
+            "- Paper: 100 epochs, 5 seeds (Baldi, Sadowski, Lu 2018, Table 1).",
             f"- Machine: {m.get('processor', platform.machine())}, {m.get('cpus', '?')} CPUs, torch {m.get('torch', '?')}, "
             f"Python {m.get('python', '?')}; date {time.strftime('%Y-%m-%d')}.", "",
             markdown_table(rows), ""]

@@ -8,12 +8,10 @@ semantics by its mean absolute distance to the paper's Table 1 quantized-error r
 """
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 
 from ..paper import MNIST_TABLE1
-from .tables import load_results, protocol_markdown
+from .tables import protocol_markdown, store_report_main
 
 ALGS = ("bp", "rbp", "srbp")
 BITS = (5, 3, 1)
@@ -72,16 +70,7 @@ def markdown(results: list[dict], command: str) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--store", default="reports/sweeps/quant.db")
-    ap.add_argument("--out", default="reports/quantization_semantics.md")
-    args = ap.parse_args(argv)
-    command = f"python -m lowbit_rbp.report.semantics --store {args.store} --out {args.out}"
-    text = markdown(load_results(args.store), command)
-    with open(args.out, "w") as fh:
-        fh.write(text)
-    print(text)
-    return 0
+    return store_report_main("semantics", markdown, "reports/sweeps/quant.db", "reports/quantization_semantics.md", argv)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,10 @@ not all finished is shown with what it has and marked, so the table fills in as 
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 
 from ..paper import MNIST_TABLE1
-from .tables import load_results, protocol_markdown
+from .tables import protocol_markdown, store_report_main
 
 COLUMNS = ("bp", "rbp", "srbp", "top")
 ADAPTIVE = {"arbp": "rbp", "asrbp": "srbp"}   # the paper's "Adaptive" row sits in the RBP / SRBP columns
@@ -75,16 +74,7 @@ def markdown(results: list[dict], command: str) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--store", default="reports/sweeps/mnist.db")
-    ap.add_argument("--out", default="reports/mnist_table1.md")
-    args = ap.parse_args(argv)
-    command = f"python -m lowbit_rbp.report.table1 --store {args.store} --out {args.out}"
-    text = markdown(load_results(args.store), command)
-    with open(args.out, "w") as fh:
-        fh.write(text)
-    print(text)
-    return 0
+    return store_report_main("table1", markdown, "reports/sweeps/mnist.db", "reports/mnist_table1.md", argv)
 
 
 if __name__ == "__main__":

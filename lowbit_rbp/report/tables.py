@@ -245,3 +245,18 @@ def write_report(store, out_dir, *, cost_fn=default_cost, budget_limits: dict | 
     path = out_dir / "tables.md"
     path.write_text("\n".join(parts) + "\n")
     return path
+
+
+def store_report_main(module: str, render, default_store: str, default_out: str, argv=None) -> int:
+    """``python -m lowbit_rbp.report.<module> --store S --out F``: render a store to Markdown."""
+    import argparse
+    ap = argparse.ArgumentParser(prog=f"python -m lowbit_rbp.report.{module}")
+    ap.add_argument("--store", default=default_store)
+    ap.add_argument("--out", default=default_out)
+    args = ap.parse_args(argv)
+    command = f"python -m lowbit_rbp.report.{module} --store {args.store} --out {args.out}"
+    text = render(load_results(args.store), command)
+    with open(args.out, "w") as fh:
+        fh.write(text)
+    print(text)
+    return 0

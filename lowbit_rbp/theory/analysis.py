@@ -9,6 +9,7 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import least_squares
 
 from ..errors import bad_value
+from .odes import _fd_jac
 
 __all__ = ["Trajectory", "integrate", "fd_jacobian", "jacobian_eigenvalues", "classify_fixed_point",
            "find_fixed_point", "perturbation_ratio", "invariant_drift", "METHODS"]
@@ -72,16 +73,7 @@ def invariant_drift(system, traj: Trajectory) -> float:
 
 def fd_jacobian(system, y, eps: float = 1e-6) -> np.ndarray:
     """Central finite-difference Jacobian of ``system.rhs`` at ``y``."""
-    y = np.asarray(y, dtype=float)
-    n = y.size
-    J = np.empty((n, n))
-    for k in range(n):
-        h = eps * max(1.0, abs(y[k]))
-        yp, ym = y.copy(), y.copy()
-        yp[k] += h
-        ym[k] -= h
-        J[:, k] = (np.asarray(system.rhs(0.0, yp)) - np.asarray(system.rhs(0.0, ym))) / (2 * h)
-    return J
+    return _fd_jac(system.rhs, y, eps)
 
 
 def jacobian_eigenvalues(system, y, *, analytic: bool = True) -> np.ndarray:

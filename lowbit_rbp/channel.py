@@ -93,8 +93,10 @@ class Channel:
         if self.feedback_spec.needs_forward_sign and (self.skipped or not self.random_feedback):
             raise ConfigError(f"channel.feedback: sign_concordant needs a layer-to-layer random channel "
                               f"(rbp, arbp); got algorithm {c.algorithm!r}")
-        if self.per_weight and not self.random_feedback:
-            raise ConfigError(f"channel.per_weight needs a random channel (rbp, srbp, arbp, asrbp); got {c.algorithm!r}")
+        if self.per_weight and not (self.random_feedback and self.skipped):
+            # Per-weight signals leave no per-neuron signal to pass on layer to layer, so only the
+            # skipped channel (every layer fed from the output error) is defined.
+            raise ConfigError(f"channel.per_weight needs a skipped random channel (srbp, asrbp); got {c.algorithm!r}")
         self.tally = None        # an instrument.OpTally to count what the channel executes
         self.B: dict[int, torch.Tensor] = {}
         self._magnitudes: dict[int, torch.Tensor] = {}
@@ -157,7 +159,10 @@ class Channel:
         for k in reversed(self.hidden_layers()):
             r = self.R[k]
             if self.per_weight:
-                continue  # the per-weight channel forms its update directly (weight_gradient)
+                # The per-weight channel forms each weight's update directly (weight_gradient);
+                # no per-neuron signal exists, so hidden biases receive none.
+                r.zero_()
+                continue
             torch.mm(self.R[self.source(k)], self.matrix(k, net), out=r)
             if self.tally is not None:
                 self.tally.step(k, r.shape[0])

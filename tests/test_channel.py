@@ -161,7 +161,7 @@ VARIANTS = [
     ["channel.algorithm=rbp", "channel.dropout=0.2"],
     ["channel.algorithm=srbp", "channel.update=sign"],
     ["channel.algorithm=srbp", "channel.update=magnitude"],
-    ["channel.algorithm=rbp", "channel.per_weight=true"],
+    ["channel.algorithm=srbp", "channel.per_weight=true"],
     ["channel.algorithm=srbp", "channel.per_weight=true", "channel.fprime=false"],
     ["channel.algorithm=rbp", "channel.fixed_top=2"],
     ["channel.algorithm=srbp", "train.momentum=0.9"],

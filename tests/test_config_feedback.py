@@ -64,6 +64,13 @@ def test_bad_toml_and_missing_file(tmp_path):
         from_dict({"train": {"epochs": "many"}})
 
 
+def test_per_weight_needs_a_skipped_channel(tiny_data):
+    from lowbit_rbp.train import Trainer
+    cfg = apply_overrides(RunConfig(), ["channel.algorithm=rbp", "channel.per_weight=true", "model.hidden=[5]"])
+    with pytest.raises(ConfigError, match="per_weight needs a skipped random channel"):
+        Trainer(cfg, tiny_data)
+
+
 def test_sign_concordant_needs_layer_to_layer_channel(tiny_data):
     from lowbit_rbp.train import Trainer
     cfg = apply_overrides(RunConfig(), ["channel.algorithm=srbp", "channel.feedback=sign_concordant",

@@ -31,13 +31,7 @@ def plot_axis(groups, axis: str, xlabel: str, path) -> bool:
         xs = [g[axis] for g in sel]
         ax.errorbar(xs, [g["mean"] for g in sel], yerr=[0 if math.isnan(g["sd"]) else g["sd"] for g in sel],
                     marker="o", capsize=3, label=alg)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("test accuracy %")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return _save_accuracy_plot(fig, ax, xlabel, path)
 
 
 def plot_curves(groups, path) -> bool:
@@ -75,13 +69,7 @@ def plot_cost(groups, key: str, path) -> bool:
     ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "r-o", ms=5, label="Pareto front")
     if min(x for x, _ in xy) > 0:
         ax.set_xscale("log")
-    ax.set_xlabel(key)
-    ax.set_ylabel("test accuracy %")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return _save_accuracy_plot(fig, ax, key, path)
 
 
 def write_plots(groups, out_dir) -> list[str]:
@@ -98,3 +86,15 @@ def write_plots(groups, out_dir) -> list[str]:
         if plot_cost(groups, key, out_dir / name):
             names.append(name)
     return names
+
+
+def _save_accuracy_plot(fig, ax, xlabel: str, path) -> bool:
+    """Label an accuracy-vs-something axis, save the figure as PNG and close it."""
+    import matplotlib.pyplot as plt
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy %")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

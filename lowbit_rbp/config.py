@@ -22,6 +22,7 @@ UPDATE_MODES = ("full", "sign", "magnitude")
 QUANTIZE_AT = ("before_fprime", "after_fprime")
 BACKENDS = ("auto", "numpy", "numba", "cuda")
 INITS = ("glorot_normal", "glorot_uniform")
+FORMAT_FIELDS = ("error", "signal", "feedback", "update", "accumulator")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,16 @@ class FormatsConfig:
     accumulator: str = "float32"
     # Quantize the received signal J^h before multiplying by f' or the product after.
     quantize_at: str = "before_fprime"
+
+    def __post_init__(self):
+        # Store every format as its canonical spec (all options named), so equal formats hash
+        # equally and a stored config keeps its meaning if a format default changes. A spec that
+        # does not parse is left as written for validate() to report with its field name.
+        for name in FORMAT_FIELDS:
+            try:
+                object.__setattr__(self, name, parse_format(getattr(self, name)).spec)
+            except ConfigError:
+                pass
 
 
 @dataclass(frozen=True)
@@ -266,7 +277,7 @@ def _validate(cfg: RunConfig) -> None:
         raise bad_value("channel.fixed_top", c.fixed_top, f"0..{n_layers - 1} (the net has {n_layers} weight layers)")
     if c.adaptive_lr_scale < 0:
         raise bad_value("channel.adaptive_lr_scale", c.adaptive_lr_scale, "a number >= 0")
-    for name in ("error", "signal", "feedback", "update", "accumulator"):
+    for name in FORMAT_FIELDS:
         try:
             parse_format(getattr(f, name))
         except ConfigError as exc:

@@ -5,7 +5,7 @@ loop places it at a quantization point, and the cost model reads its bit width a
 arithmetic from it. Spec strings parse to these objects and each object prints back its spec:
 
     float32
-    log:alpha=2,bits=3[,underflow=clip|flush|stochastic][,levels=paper|full]
+    log:alpha=2,bits=3[,underflow=stochastic|clip|flush][,levels=paper|full]
     fixed:w=8,f=6[,signed=1][,round=nearest_even|nearest_away|truncate|stochastic][,overflow=saturate|wrap]
 
 The arithmetic lives in ``kernels`` (NumPy reference, Numba CPU, Numba CUDA); a format only
@@ -57,11 +57,16 @@ class LogQuant:
     ``clip`` maps it up to the smallest level (eq. 19 as printed: no zero except for exact 0),
     ``flush`` maps it to 0, ``stochastic`` maps it to the smallest level with probability
     ``|x| / smallest`` and to 0 otherwise (unbiased). Exact zeros always stay zero.
+
+    The default, ``underflow="stochastic"`` with ``levels="paper"`` and the quantizer placed before
+    f', is the reading that best reproduces the paper's quantized rows of Table 1 in our study
+    (reports/quantization_semantics.md). Spec strings always name both options, so a stored result
+    keeps its meaning if a default ever changes.
     """
 
     alpha: float
     bits: int
-    underflow: str = "clip"
+    underflow: str = "stochastic"
     levels: str = "paper"
 
     def __post_init__(self):
@@ -93,12 +98,7 @@ class LogQuant:
 
     @property
     def spec(self) -> str:
-        s = f"log:alpha={_num(self.alpha)},bits={self.bits}"
-        if self.underflow != "clip":
-            s += f",underflow={self.underflow}"
-        if self.levels != "paper":
-            s += f",levels={self.levels}"
-        return s
+        return f"log:alpha={_num(self.alpha)},bits={self.bits},underflow={self.underflow},levels={self.levels}"
 
     def quantize(self, x, *, seed: int = 0, counter: int = 0):
         from kernels import reference

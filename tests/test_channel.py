@@ -176,19 +176,22 @@ VARIANTS = [
 ]
 
 
-def test_quantized_update_equals_materialized_reference():
+@pytest.mark.parametrize("spec", ["log:alpha=0.5,bits=4,underflow=clip", "log:alpha=0.5,bits=4,underflow=stochastic"])
+def test_quantized_update_equals_materialized_reference(spec):
     """The per-example quantized update: sum over the batch of Q(R_b O_b^T), checked against a
-    straightforward materialize-quantize-sum in NumPy."""
+    straightforward materialize-quantize-sum in NumPy (same seed and counters for the stochastic
+    underflow, whose counter runs over the materialized (batch, out, in) tensor layer by layer)."""
     from kernels import reference
     from lowbit_rbp.formats import parse_format
-    cfg, net, ch, x, y, t = small_setup("srbp", extra=["formats.update='log:alpha=0.5,bits=4'"])
+    cfg, net, ch, x, y, t = small_setup("srbp", extra=[f"formats.update='{spec}'"])
     acts = net.forward(x, net.new_activations(9))
     ch.signals(net, acts, t)
-    fmt = parse_format("log:alpha=0.5,bits=4")
+    fmt = parse_format(spec)
     for k in range(len(net.W)):
+        counter = ch.update_counter
         got = ch.weight_gradient(k, net, acts, torch.empty_like(net.W[k])).numpy()
         per_example = ch.R[k].numpy()[:, :, None] * acts[k].numpy()[:, None, :]
-        want = reference.quantize_log(per_example, fmt).astype(np.float64).sum(0)
+        want = reference.quantize_log(per_example, fmt, seed=ch.update_seed, counter=counter).astype(np.float64).sum(0)
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 

@@ -127,9 +127,18 @@ def test_feedback_is_seeded():
 
 
 def test_format_specs_round_trip():
-    for spec in ["float32", "log:alpha=2,bits=3", "log:alpha=0.5,bits=5,underflow=flush,levels=full",
+    for spec in ["float32", "log:alpha=2,bits=3,underflow=stochastic,levels=paper",
+                 "log:alpha=0.5,bits=5,underflow=flush,levels=full",
                  "fixed:w=8,f=6", "fixed:w=8,f=6,signed=0,round=stochastic,overflow=wrap"]:
         assert parse_format(spec).spec == spec
-    assert parse_format("log:alpha=2,bits=3") == LogQuant(alpha=2.0, bits=3)
+    assert parse_format("log:alpha=2,bits=3") == LogQuant(alpha=2.0, bits=3, underflow="stochastic", levels="paper")
     assert parse_format("fixed:w=8,f=6,round=stochastic") == FixedPoint(8, 6, rounding="stochastic")
     assert parse_feedback_spec("sparse:n=2").spec == "sparse:n=2"
+
+
+def test_format_fields_are_canonical_so_equal_formats_hash_equally():
+    short = from_dict({"formats": {"error": "log:alpha=2,bits=3"}})
+    full = from_dict({"formats": {"error": "log:alpha=2.0,bits=3,levels=paper,underflow=stochastic"}})
+    clip = from_dict({"formats": {"error": "log:alpha=2,bits=3,underflow=clip"}})
+    assert short.formats.error == "log:alpha=2,bits=3,underflow=stochastic,levels=paper"
+    assert short.config_hash() == full.config_hash() != clip.config_hash()

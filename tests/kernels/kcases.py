@@ -9,8 +9,8 @@ import numpy as np
 from lowbit_rbp.formats import FixedPoint, Float32, LogQuant
 
 LOG_FORMATS = [
-    LogQuant(2, 3),
-    LogQuant(2, 1),
+    LogQuant(2, 3, "clip"),
+    LogQuant(2, 1),                                 # 1 bit: sign only, underflow irrelevant
     LogQuant(0.1, 5, "flush"),                       # alpha not a float32 value
     LogQuant(2.0 ** -6, 7, "stochastic"),
     LogQuant(2, 4, "stochastic", "full"),
@@ -35,7 +35,7 @@ UPDATE_FORMATS = [
     FixedPoint(8, 8),
     FixedPoint(10, 8, rounding="stochastic"),
     FixedPoint(8, 6, rounding="nearest_away", overflow="wrap"),
-    LogQuant(2.0 ** -4, 5),
+    LogQuant(2.0 ** -4, 5, "clip"),
     LogQuant(0.1, 4, "flush"),
     LogQuant(2.0 ** -4, 5, "stochastic"),
     LogQuant(2.0 ** 1000, 12, "flush", "full"),

@@ -54,7 +54,7 @@ def test_reference_log_matches_log2_formula_on_ordinary_values():
     """The exact exponent rule agrees with rint(log2(|x|/alpha)) wherever log2 is not borderline."""
     rng = np.random.default_rng(1)
     x = rng.normal(0, 1, 20000).astype(np.float32)
-    for fmt in [LogQuant(2, 5), LogQuant(0.1, 7, "flush"), LogQuant(2, 4, levels="full")]:
+    for fmt in [LogQuant(2, 5, "clip"), LogQuant(0.1, 7, "flush"), LogQuant(2, 4, "clip", levels="full")]:
         xd = x.astype(np.float64)
         e = np.rint(np.log2(np.abs(xd) / fmt.alpha))
         q = np.sign(xd) * fmt.alpha * np.exp2(np.clip(e, fmt.min_exponent, 0))

@@ -13,8 +13,11 @@ then ``R^k = f'(S^k) * J^k`` (or ``J^k`` without f'). Everything else is an opti
 not a new algorithm: adaptive feedback (ARBP/ASRBP), dropout, quantization points, sign or
 magnitude-only updates, per-weight feedback, resampling, sign concordance, fixed top layers.
 
-Indexing: weight layer k = 0..L-1 maps ``O[k]`` to ``O[k+1]``; ``R[k]`` has shape
-``(batch, N_{k+1})`` and gives the update ``W[k] += lr/batch * R[k]^T O[k]``.
+Indexing: weight layer k = 0..L-1 maps ``O[k]`` to ``O[k+1]``; ``J[k]`` is what layer k's units
+receive (shape of ``O[k+1]``), ``R[k]`` the signal its update uses: for dense layers the same
+tensor, shape ``(batch, N_{k+1})``, update ``W[k] += lr/batch * R[k]^T O[k]``; for conv blocks
+(``lowbit_rbp.convnet``) ``R[k]`` is ``J[k]`` routed back through the max pooling. The net's
+``backward_input``, ``route`` and ``weight_grad`` carry the layer types; the channel never asks.
 """
 from __future__ import annotations
 
@@ -26,6 +29,9 @@ from .errors import ConfigError
 from .feedback import build_feedback, parse_feedback_spec
 from .formats import Float32, parse_format
 from .models import MLP
+
+# What the channel needs from a network (MLP or ConvNet): W, b, sizes, shapes, kinds, n_layers,
+# fprime_, route, backward_input, weight_grad, feedback_layout, as_kernel.
 
 
 class Quantizer:
@@ -93,6 +99,13 @@ class Channel:
         if self.feedback_spec.needs_forward_sign and (self.skipped or not self.random_feedback):
             raise ConfigError(f"channel.feedback: sign_concordant needs a layer-to-layer random channel "
                               f"(rbp, arbp); got algorithm {c.algorithm!r}")
+        conv = "conv" in net.kinds
+        if conv and (self.per_weight or self.quantized_update or c.algorithm == "sbp"):
+            what = ("channel.per_weight" if self.per_weight else
+                    "formats.update/accumulator" if self.quantized_update else "channel.algorithm=sbp")
+            raise ConfigError(f"{what} is defined for MLP models only (model.conv = {list(cfg.model.conv)}); "
+                              "conv nets support bp, rbp, srbp, arbp, asrbp, top with any feedback, f', dropout, "
+                              "update mode and error/signal/feedback formats")
         if self.per_weight and not (self.random_feedback and self.skipped):
             # Per-weight signals leave no per-neuron signal to pass on layer to layer, so only the
             # skipped channel (every layer fed from the output error) is defined.
@@ -124,19 +137,27 @@ class Channel:
     def hidden_layers(self):
         return range(self.L - 1) if self.trains_hidden else range(0)
 
-    def feedback_shape(self, k: int, net: MLP) -> tuple[int, int]:
-        return (net.sizes[self.source(k) + 1], net.sizes[k + 1])
+    def feedback_layout(self, k: int, net: MLP):
+        """``(sender, receiver)`` of layer k's feedback matrix and the glorot fans (None: the shape's).
+
+        Skipped channels: a dense map from the output layer to all of layer k's units. Layer-to-layer
+        channels: a stand-in for W[k+1], drawn as a matrix and laid out as W[k+1] (a conv kernel
+        for a conv block above), with W[k+1]'s initialization fans."""
+        if self.skipped:
+            return (net.sizes[self.source(k) + 1], net.sizes[k + 1]), None
+        return net.feedback_layout(k + 1)
 
     def draw_feedback(self, net: MLP) -> None:
         for k in self.hidden_layers():
-            shape = self.feedback_shape(k, net)
+            shape, fans = self.feedback_layout(k, net)
             if self.per_weight:
                 # One feedback weight per (sender, forward weight) triple: (sender, N_{k+1}, N_k).
                 full = (shape[0], net.sizes[k + 1], net.sizes[k])
                 m = build_feedback(self.feedback_spec, (shape[0], full[1] * full[2]), self.rng, skipped=self.skipped)
                 self.per_weight_B[k] = torch.from_numpy(m.reshape(full))
                 continue
-            m = torch.from_numpy(build_feedback(self.feedback_spec, shape, self.rng, skipped=self.skipped))
+            m = build_feedback(self.feedback_spec, shape, self.rng, skipped=self.skipped, fans=fans)
+            m = torch.from_numpy(m) if self.skipped else net.as_kernel(k + 1, torch.from_numpy(m))
             if self.feedback_spec.needs_forward_sign:
                 self._magnitudes[k] = m
                 self.B[k] = torch.empty_like(m)
@@ -145,25 +166,35 @@ class Channel:
 
     def _alloc(self, net: MLP, batch: int) -> None:
         self.batch = batch
-        self.R = [torch.empty(batch, n) for n in net.sizes[1:]]
-        self.fp = [torch.empty(batch, n) for n in net.sizes[1:]]
+        self.J = [torch.empty(batch, *shape) for shape in net.shapes[1:]]
+        self.R = list(self.J)
+        self.fp = [torch.empty(batch, *shape) for shape in net.shapes[1:]]
+
+    def receive(self, k: int, net: MLP, out: torch.Tensor) -> torch.Tensor:
+        """Layer k's received signal J^k: through layer k+1's backward operator with ``matrix(k)``
+        (layer to layer), or a dense map from the source layer (skipped)."""
+        if self.skipped:
+            torch.mm(self.R[self.source(k)], self.matrix(k, net), out=out.view(out.shape[0], -1))
+            return out
+        return net.backward_input(k + 1, self.R[k + 1], self.matrix(k, net), out)
 
     def signals(self, net: MLP, acts: list[torch.Tensor], target: torch.Tensor) -> list[torch.Tensor]:
         """Fill and return ``R[k]`` for every layer from the forward activations and one-hot targets."""
         if acts[0].shape[0] != self.batch:
             self._alloc(net, acts[0].shape[0])
         top = self.L - 1
-        torch.sub(target, acts[-1], out=self.R[top])
-        self.q_error(self.R[top])
+        torch.sub(target, acts[-1], out=self.J[top])
+        self.q_error(self.J[top])
+        self.R[top] = self.J[top]
         self.prepare(net)
         for k in reversed(self.hidden_layers()):
-            r = self.R[k]
+            r = self.J[k]
             if self.per_weight:
                 # The per-weight channel forms each weight's update directly (weight_gradient);
                 # no per-neuron signal exists, so hidden biases receive none.
-                r.zero_()
+                self.R[k] = r.zero_()
                 continue
-            torch.mm(self.R[self.source(k)], self.matrix(k, net), out=r)
+            self.receive(k, net, r)
             if self.tally is not None:
                 self.tally.step(k, r.shape[0])
                 self.tally.product(k, self.R[self.source(k)], self.matrix(k, net))
@@ -178,6 +209,7 @@ class Channel:
                 r.mul_(net.fprime_(acts[k + 1], self.fp[k]))
             if self.quantize_after:
                 self.q_signal(r)
+            self.R[k] = net.route(k, r)
         return self.R
 
     def trains(self, k: int) -> bool:
@@ -204,7 +236,7 @@ class Channel:
                                         backend=self.backend)
             self.update_counter += self.R[k].shape[0] * out.numel()
         else:
-            torch.mm(self.R[k].T, acts[k], out=out)
+            net.weight_grad(k, self.R[k], acts, out)
         if hidden and self.update_mode == "sign":
             # Sign only: keep one scale per layer (RMS) so the learning rate keeps its meaning.
             scale = out.pow(2).mean().sqrt()
@@ -227,9 +259,14 @@ class Channel:
         """Adaptive channels learn: B^k += eta_c/batch * R_src^T O^{k+1} (the paper's dC = eta O R^T)."""
         if not self.adaptive or self.per_weight:
             return
-        eta = lr * self.adaptive_lr_scale / acts[0].shape[0]
+        batch = acts[0].shape[0]
+        eta = lr * self.adaptive_lr_scale / batch
         for k in self.hidden_layers():
-            self.B[k].addmm_(self.R[self.source(k)].T, acts[k + 1], alpha=eta)
+            if self.skipped or net.kinds[k + 1] == "dense":
+                self.B[k].addmm_(self.R[self.source(k)].T, acts[k + 1].reshape(batch, -1), alpha=eta)
+            else:
+                # dC^k = O^{k+1} (R^{k+1})^T is layer k+1's own weight update, laid out as its kernel.
+                self.B[k].add_(net.weight_grad(k + 1, self.R[k + 1], acts, torch.empty_like(self.B[k])), alpha=eta)
 
     def state(self) -> dict:
         return {"B": {k: v.clone() for k, v in self.B.items()},
@@ -252,7 +289,7 @@ class BP(Channel):
     random_feedback = False
 
     def matrix(self, k, net):
-        return net.W[k + 1]
+        return net.W_fwd[k + 1]     # the forward weights as used (quantized when the forward is)
 
 
 class RBP(Channel):

@@ -62,17 +62,27 @@ def cmd_train(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .experiments import run_experiment, table, write_report, markdown_table
+    from .errors import bad_value
+    from .experiments import EXPERIMENTS, expand, run_experiment, table, write_report, markdown_table
+    if args.experiment not in EXPERIMENTS:
+        raise bad_value("experiment", args.experiment, ", ".join(EXPERIMENTS))
+    exp = EXPERIMENTS[args.experiment]
     seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
-    base = [f"train.epochs={args.epochs}", *args.overrides]
-    summaries = run_experiment(args.experiment, seeds, args.store, base_overrides=base,
-                               workers=args.workers, progress=not args.quiet)
-    rows = table(summaries)
+    base = [f"train.epochs={args.epochs or exp.epochs}", *args.overrides]
+    store = args.store or exp.store
+    if not store:
+        raise bad_value("--store", store, "a results store path")
+    summaries = run_experiment(args.experiment, seeds, store, base_overrides=base,
+                               workers=args.workers, progress=not args.quiet, train=not args.report_only)
+    done = {(s["label"], s["seed"]) for s in summaries}
+    missing = [f"{v.label} seed {cfg.train.seed}" for v, cfg in expand(exp.variants, seeds, (*exp.protocol, *base))
+               if (v.label, cfg.train.seed) not in done]
+    rows = table(summaries, exp.paper_table)
     command = "lowbit-rbp " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if args.command_line is None \
         else args.command_line
     print(markdown_table(rows))
     if args.out:
-        path = write_report(args.experiment, rows, summaries, args.out, command)
+        path = write_report(args.experiment, rows, summaries, args.out, command, missing)
         print(f"wrote {path}")
     return 0
 
@@ -102,11 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("reproduce", help="train a named set of runs over seeds and write a report")
-    p.add_argument("experiment", help="foundation, demo")
+    p.add_argument("experiment", help="foundation (MNIST), cifar10, demo")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=None, help="default: foundation 20, cifar10 10")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (each 1 thread)")
-    p.add_argument("--store", default="reports/sweeps/mnist.db", help="SQLite results store (resumable)")
+    p.add_argument("--store", default=None, help="SQLite results store (resumable); default "
+                   "reports/sweeps/mnist.db (foundation), reports/sweeps/cifar10.db (cifar10)")
+    p.add_argument("--report-only", action="store_true", help="train nothing; report the runs already finished")
     p.add_argument("--out", default="reports", help="where the Markdown report goes ('' for none)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)

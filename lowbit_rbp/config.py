@@ -32,6 +32,17 @@ class ModelConfig:
     hidden: tuple[int, ...] = (100, 100, 100, 100)
     activation: str = "tanh"
     init: str = "glorot_normal"
+    # Conv blocks before the hidden dense layers: output channels of each (empty = an MLP). Each
+    # block: conv conv_kernel x conv_kernel, stride 1, same padding, activation, max-pool
+    # pool x pool with stride pool_stride (the paper's CIFAR-10 net: [64, 64, 64], 5, 3, 2).
+    conv: tuple[int, ...] = ()
+    conv_kernel: int = 5
+    pool: int = 3
+    pool_stride: int = 2
+    # Forward precision through Brevitas quantizers (0 = float): bit width of every forward weight
+    # tensor (signed, per-tensor scale from max |W|) and of every hidden activation.
+    weight_bits: int = 0
+    act_bits: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,10 @@ class TrainConfig:
     # Use only the first N training examples (0 = all); for quick runs and tests.
     train_subset: int = 0
     test_subset: int = 0
+    # Image augmentation (conv nets): random translation up to this fraction of the size each way
+    # (edge pixels repeated), horizontal flip with this probability.
+    translate: float = 0.0
+    hflip: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,11 @@ class RunConfig:
         d.pop("name")
         d.pop("threads")
         d.pop("backend")
+        # Fields added after results were stored leave the hash alone at their defaults, so
+        # every stored run keeps its key.
+        for section, key in LATER_FIELDS:
+            if d[section][key] == getattr(SECTIONS[section](), key):
+                del d[section][key]
         blob = json.dumps(d, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -126,6 +146,8 @@ class RunConfig:
 
 
 SECTIONS = {"model": ModelConfig, "channel": ChannelConfig, "formats": FormatsConfig, "train": TrainConfig}
+LATER_FIELDS = (("model", "conv"), ("model", "conv_kernel"), ("model", "pool"), ("model", "pool_stride"),
+                ("model", "weight_bits"), ("model", "act_bits"), ("train", "translate"), ("train", "hflip"))
 TOP_LEVEL = ("backend", "threads", "name")
 
 
@@ -260,6 +282,18 @@ def _validate(cfg: RunConfig) -> None:
         raise bad_value("model.dataset", m.dataset, ", ".join(DATASETS))
     if any((not isinstance(n, int)) or n < 1 for n in m.hidden):
         raise bad_value("model.hidden", list(m.hidden), "a list of layer sizes, each an integer >= 1")
+    if any((not isinstance(n, int)) or n < 1 for n in m.conv):
+        raise bad_value("model.conv", list(m.conv), "a list of conv output channel counts, each an integer >= 1")
+    if m.conv and m.dataset == "mnist":
+        raise bad_value("model.conv", list(m.conv), "[] for mnist (conv nets are for the image data sets "
+                        "cifar10, cifar10-subset)")
+    if m.conv_kernel < 1 or m.conv_kernel % 2 == 0:
+        raise bad_value("model.conv_kernel", m.conv_kernel, "an odd integer >= 1 (same padding)")
+    if m.pool < 1 or m.pool_stride < 1:
+        raise bad_value("model.pool/pool_stride", (m.pool, m.pool_stride), "integers >= 1")
+    if m.weight_bits < 0 or m.act_bits < 0 or m.weight_bits == 1 or m.act_bits == 1:
+        raise bad_value("model.weight_bits/act_bits", (m.weight_bits, m.act_bits),
+                        "0 (float) or integers >= 2 (signed integer formats)")
     if m.activation not in ACTIVATIONS:
         raise bad_value("model.activation", m.activation, ", ".join(ACTIVATIONS))
     if m.init not in INITS:
@@ -272,7 +306,7 @@ def _validate(cfg: RunConfig) -> None:
         raise bad_value("channel.dropout", c.dropout, "a probability in [0, 1)")
     if c.update not in UPDATE_MODES:
         raise bad_value("channel.update", c.update, ", ".join(UPDATE_MODES))
-    n_layers = len(m.hidden) + 1
+    n_layers = len(m.conv) + len(m.hidden) + 1
     if not 0 <= c.fixed_top < n_layers:
         raise bad_value("channel.fixed_top", c.fixed_top, f"0..{n_layers - 1} (the net has {n_layers} weight layers)")
     if c.adaptive_lr_scale < 0:
@@ -296,6 +330,10 @@ def _validate(cfg: RunConfig) -> None:
         raise bad_value("train.momentum", t.momentum, "a number in [0, 1)")
     if t.seed < 0:
         raise bad_value("train.seed", t.seed, "an integer >= 0")
+    if not 0.0 <= t.translate < 0.5:
+        raise bad_value("train.translate", t.translate, "a fraction in [0, 0.5)")
+    if not 0.0 <= t.hflip <= 1.0:
+        raise bad_value("train.hflip", t.hflip, "a probability in [0, 1]")
     if t.train_subset < 0 or t.test_subset < 0:
         raise bad_value("train.train_subset/test_subset", (t.train_subset, t.test_subset), "integers >= 0 (0 = all)")
     if cfg.backend not in BACKENDS:

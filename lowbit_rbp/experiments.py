@@ -42,7 +42,46 @@ FOUNDATION = (
 
 DEMO = FOUNDATION[:3]
 
-EXPERIMENTS = {"foundation": FOUNDATION, "demo": DEMO}
+CIFAR10 = (
+    _v("BP", "baseline", "bp"),
+    _v("RBP", "baseline", "rbp"),
+    _v("SRBP", "baseline", "srbp"),
+    _v("Top only", "baseline", "top"),
+    _v("BP no f'", "no_fprime", "bp", "channel.fprime=false"),
+    _v("RBP no f'", "no_fprime", "rbp", "channel.fprime=false"),
+    _v("SRBP no f'", "no_fprime", "srbp", "channel.fprime=false"),
+    _v("RBP sparse-8", "sparse_8", "rbp", "channel.feedback='sparse:n=8'"),
+    _v("SRBP sparse-8", "sparse_8", "srbp", "channel.feedback='sparse:n=8'"),
+    _v("RBP sparse-2", "sparse_2", "rbp", "channel.feedback='sparse:n=2'"),
+    _v("SRBP sparse-2", "sparse_2", "srbp", "channel.feedback='sparse:n=2'"),
+    _v("RBP sparse-1", "sparse_1", "rbp", "channel.feedback='sparse:n=1'"),
+    _v("SRBP sparse-1", "sparse_1", "srbp", "channel.feedback='sparse:n=1'"),
+)
+
+# The paper's CIFAR-10 protocol (PAPER.md): 3 x (conv 5x5, 64 tanh, max-pool 3x3 stride 2), dense
+# 1024 tanh, softmax; minibatch 128, momentum 0.9, lr 0.01 decaying 1e-5 per update; random
+# translation up to 10 % and horizontal flips. The data set is the one thing a user changes:
+# cifar10-subset here, ``--set model.dataset=cifar10`` for the full set where it can be fetched.
+CIFAR10_PROTOCOL = ("model.dataset=cifar10-subset", "model.conv=[64,64,64]", "model.hidden=[1024]",
+                    "train.batch_size=128", "train.lr=0.01", "train.lr_decay=1e-5", "train.momentum=0.9",
+                    "train.translate=0.1", "train.hflip=0.5")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    variants: tuple[Variant, ...]
+    protocol: tuple[str, ...]       # config overrides every run shares
+    epochs: int                     # default epochs
+    store: str                      # default results store
+    report: str                     # report file stem
+    paper_table: str                # name of the table in lowbit_rbp.paper
+
+
+EXPERIMENTS = {
+    "foundation": Experiment(FOUNDATION, (), 20, "reports/sweeps/mnist.db", "mnist_foundation", "MNIST_TABLE1"),
+    "demo": Experiment(DEMO, (), 2, "", "mnist_demo", "MNIST_TABLE1"),
+    "cifar10": Experiment(CIFAR10, CIFAR10_PROTOCOL, 10, "reports/sweeps/cifar10.db", "cifar10", "CIFAR10_TABLE1"),
+}
 
 NOTES = {
     "foundation": [
@@ -60,9 +99,10 @@ NOTES = {
 
 
 def expand(variants, seeds, base_overrides=()) -> list[tuple[Variant, RunConfig]]:
+    """Every (variant, seed) run, seed-major: an interrupted experiment has whole seeds done first."""
     runs = []
-    for v in variants:
-        for s in seeds:
+    for s in seeds:
+        for v in variants:
             cfg = apply_overrides(RunConfig(), [*base_overrides, *v.overrides, f"train.seed={s}",
                                                 f"name='{v.label}'"])
             runs.append((v, cfg))
@@ -70,20 +110,26 @@ def expand(variants, seeds, base_overrides=()) -> list[tuple[Variant, RunConfig]
 
 
 def run_experiment(name: str, seeds, store_path, *, base_overrides=(), workers: int = 1,
-                   progress: bool = True) -> list[dict]:
+                   progress: bool = True, train: bool = True) -> list[dict]:
     """Train every (variant, seed) run not yet in the results store; one summary dict per run.
 
     Runs go through the sweep machinery (``sweep.run_sweep``) into the SQLite store, so an
-    experiment shares finished runs with any sweep that trained the same config.
+    experiment shares finished runs with any sweep that trained the same config. With
+    ``train=False`` nothing is trained and only the runs already finished are summarized.
     """
     if name not in EXPERIMENTS:
         raise bad_value("experiment", name, ", ".join(EXPERIMENTS))
     from .store import Store
     from .sweep import run_sweep
-    runs = expand(EXPERIMENTS[name], seeds, base_overrides)
+    exp = EXPERIMENTS[name]
+    runs = expand(exp.variants, seeds, (*exp.protocol, *base_overrides))
     Path(store_path).parent.mkdir(parents=True, exist_ok=True)
-    run_sweep([cfg for _, cfg in runs], store_path, workers=workers, progress=progress)
+    if train:
+        run_sweep([cfg for _, cfg in runs], store_path, workers=workers, progress=progress)
     with Store(store_path) as store:
+        if not train:
+            done = {r["config_hash"] for r in store.runs() if r["status"] in ("finished", "diverged")}
+            runs = [(v, cfg) for v, cfg in runs if cfg.config_hash() in done]
         return [summarize_run(v, cfg, store) for v, cfg in runs]
 
 
@@ -97,17 +143,19 @@ def summarize_run(v: Variant, cfg: RunConfig, store) -> dict:
     return {"label": v.label, "row": v.row, "column": v.column, "seed": cfg.train.seed,
             "epochs": last["epoch"], "status": last["status"], "test_acc": last["test_acc"],
             "seconds": sum(e["seconds"] for e in epochs), "machine": run.get("machine", {}),
-            "config_hash": cfg.config_hash()}
+            "config_hash": cfg.config_hash(), "dataset": cfg.model.dataset,
+            "code_version": run.get("code_version", ""), "finished": run.get("finished", "")}
 
 
-def table(summaries: list[dict]) -> list[dict]:
+def table(summaries: list[dict], paper_table: str = "MNIST_TABLE1") -> list[dict]:
     """Group runs by variant: mean and sample sd of final test accuracy (%)."""
-    from .paper import MNIST_TABLE1
+    from . import paper as paper_tables
+    paper_rows = getattr(paper_tables, paper_table)
     out = []
     for label in dict.fromkeys(s["label"] for s in summaries):
         group = [s for s in summaries if s["label"] == label]
         accs = [100 * s["test_acc"] for s in group if s["status"] == "ok"]
-        paper = MNIST_TABLE1.get(group[0]["row"], {}).get(group[0]["column"])
+        paper = paper_rows.get(group[0]["row"], {}).get(group[0]["column"])
         out.append({
             "label": label, "row": group[0]["row"], "column": group[0]["column"],
             "n": len(group), "diverged": sum(s["status"] != "ok" for s in group),
@@ -133,26 +181,47 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(name: str, rows: list[dict], summaries: list[dict], out_dir, command: str) -> Path:
+def _protocol_line(name: str, rows: list[dict], summaries: list[dict], seeds) -> str:
+    epochs = rows[0]["epochs"] if rows else "?"
+    common = f"{epochs} epochs; seeds {', '.join(map(str, seeds))}; final test accuracy, mean (sample sd) over seeds."
+    if name == "cifar10":
+        datasets = sorted({s["dataset"] for s in summaries})
+        data = {"cifar10-subset": "the CIFAR-10 subset in ../shared/data (first 1,017 images of every official "
+                                  "batch: 5,085 train / 1,017 test, exact official bytes)",
+                "cifar10": "full CIFAR-10 (50,000 train / 10,000 test)"}
+        return (f"- Protocol: data: {'; '.join(data.get(d, d) for d in datasets) or '?'}; images / 255 centred by the "
+                "training set's per-channel mean; net 3 x (conv 5x5, 64 tanh channels, stride 1, same padding, "
+                "max-pool 3x3 stride 2 padding 1) -> dense 1024 tanh -> softmax, Glorot-normal init (conv fans "
+                "C*5*5); minibatch 128 (the last partial minibatch of an epoch is dropped), SGD momentum 0.9, "
+                "lr 0.01 decaying 1e-5 per update (lr/(1+1e-5 t)); augmentation: random translation up to 10 % "
+                "(3 px) each way, edge pixels repeated, horizontal flip p = 0.5; " + common)
+    return ("- Protocol: MNIST (60,000 train / 10,000 test), 784-100-100-100-100-10 tanh net, softmax output, "
+            "Glorot-normal init, minibatch 100, lr 0.1 decaying 1e-6 per update (lr/(1+1e-6 t)), no momentum; " + common)
+
+
+def write_report(name: str, rows: list[dict], summaries: list[dict], out_dir, command: str,
+                 missing: list[str] = ()) -> Path:
     import platform
+    exp = EXPERIMENTS[name]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     m = summaries[0]["machine"] if summaries else {}
     seeds = sorted({s["seed"] for s in summaries})
-    text = [f"# MNIST {name}: ours beside the paper's Table 1", "",
+    title = "CIFAR-10" if name == "cifar10" else f"MNIST {name}"
+    versions = sorted({s.get("code_version", "") for s in summaries} - {""})
+    text = [f"# {title}: ours beside the paper's Table 1", "",
             "Generated by a command; do not edit the numbers by hand.", "",
             f"- Command: `{command}`",
-            f"- Protocol: MNIST (60,000 train / 10,000 test), 784-100-100-100-100-10 tanh net, softmax output, "
-            f"Glorot-normal init, minibatch 100, lr 0.1 decaying 1e-6 per update (lr/(1+1e-6 t)), no momentum; "
-            f"{rows[0]['epochs'] if rows else '?'} epochs; seeds {', '.join(map(str, seeds))}; final test accuracy, "
-            "mean (sample sd) over seeds.",
-            "- Paper: 100 epochs, 5 seeds (Baldi, Sadowski, Lu 2018, Table 1).",
+            _protocol_line(name, rows, summaries, seeds),
+            "- Paper: 100 epochs, 5 seeds (Baldi, Sadowski, Lu 2018, Table 1); full CIFAR-10 for its CIFAR rows.",
             f"- Machine: {m.get('processor', platform.machine())}, {m.get('cpus', '?')} CPUs, torch {m.get('torch', '?')}, "
-            f"Python {m.get('python', '?')}; date {time.strftime('%Y-%m-%d')}.", "",
+            f"Python {m.get('python', '?')}; code {', '.join(versions) or '?'}; date {time.strftime('%Y-%m-%d')}.", "",
             markdown_table(rows), ""]
+    if missing:
+        text += [f"Not run yet (the command resumes them): {', '.join(missing)}.", ""]
     if NOTES.get(name):
         text += ["## Notes", ""] + [f"- {n}" for n in NOTES[name]] + [""]
-    path = out_dir / f"mnist_{name}.md"
+    path = out_dir / f"{exp.report}.md"
     path.write_text("\n".join(text))
-    (out_dir / f"mnist_{name}.json").write_text(json.dumps({"rows": rows, "runs": summaries}, indent=1))
+    (out_dir / f"{exp.report}.json").write_text(json.dumps({"rows": rows, "runs": summaries}, indent=1))
     return path

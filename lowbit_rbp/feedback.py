@@ -102,23 +102,26 @@ def glorot_std(fan_in: int, fan_out: int) -> float:
     return float(np.sqrt(2.0 / (fan_in + fan_out)))
 
 
-def build_feedback(spec, shape: tuple[int, int], rng: np.random.Generator, *, skipped: bool = False) -> np.ndarray:
+def build_feedback(spec, shape: tuple[int, int], rng: np.random.Generator, *, skipped: bool = False,
+                   fans: tuple[int, int] | None = None) -> np.ndarray:
     """Draw one feedback matrix of ``shape = (sender, receiver)`` as float32.
 
     ``skipped`` says the channel skips layers (SRBP-type); it only changes the automatic scale
     of sparse matrices. For ``sign_concordant`` the magnitudes are returned; the channel applies
-    the forward weights' signs.
+    the forward weights' signs. ``fans`` (fan_in, fan_out) sets the Glorot scale when it differs
+    from the shape's (a random conv kernel: the forward kernel's fans, Cin*k*k and Cout*k*k).
     """
     fs = parse_feedback_spec(spec)
     sender, receiver = shape
     if sender < 1 or receiver < 1:
         raise bad_value("feedback matrix shape", shape, "two sizes >= 1")
+    fan_a, fan_b = fans if fans is not None else shape
     if fs.kind in ("glorot_normal", "sign_concordant"):
-        m = rng.normal(fs.mean, glorot_std(sender, receiver), size=shape)
+        m = rng.normal(fs.mean, glorot_std(fan_a, fan_b), size=shape)
         if fs.kind == "sign_concordant":
             m = np.abs(m)
     elif fs.kind == "glorot_uniform":
-        a = np.sqrt(6.0 / (sender + receiver))
+        a = np.sqrt(6.0 / (fan_a + fan_b))
         m = rng.uniform(fs.mean - a, fs.mean + a, size=shape)
     elif fs.kind == "sparse":
         p = min(1.0, fs.n / (sender if fs.per == "receiver" else receiver))
@@ -131,7 +134,7 @@ def build_feedback(spec, shape: tuple[int, int], rng: np.random.Generator, *, sk
     else:  # lowrank
         if fs.r > min(shape):
             raise bad_value("feedback lowrank r", fs.r, f"1..{min(shape)} for a {shape[0]}x{shape[1]} matrix")
-        a = np.sqrt(6.0 / (sender + receiver))
+        a = np.sqrt(6.0 / (fan_a + fan_b))
         full = rng.uniform(-a, a, size=shape)
         u, s, vt = np.linalg.svd(full, full_matrices=False)
         m = (u[:, : fs.r] * s[: fs.r]) @ vt[: fs.r]

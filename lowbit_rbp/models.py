@@ -30,7 +30,7 @@ class MLP:
     """Fully connected net, hidden activation ``activation``, softmax output."""
 
     def __init__(self, sizes, activation: str = "tanh", init: str = "glorot_normal",
-                 rng: np.random.Generator | None = None):
+                 rng: np.random.Generator | None = None, *, forward_quant=None):
         sizes = [int(n) for n in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise bad_value("layer sizes", sizes, "at least two sizes, each >= 1")
@@ -42,6 +42,11 @@ class MLP:
         self.W = [torch.from_numpy(np.ascontiguousarray(glorot((sizes[k + 1], sizes[k]), init, rng), dtype=np.float32))
                   for k in range(len(sizes) - 1)]
         self.b = [torch.zeros(n) for n in sizes[1:]]
+        self.shapes = [(n,) for n in sizes]
+        # Weights as the forward pass used them: W itself, or their quantized values when a
+        # ``forward_quant`` (lowbit_rbp.forward_quant) is set; BP sends its signal through these.
+        self.forward_quant = forward_quant
+        self.W_fwd = list(self.W)
 
     @property
     def n_layers(self) -> int:
@@ -54,28 +59,48 @@ class MLP:
         """Fill ``acts`` (from ``new_activations``) for input ``x``; returns it."""
         acts[0] = x
         last = self.n_layers - 1
+        fq = self.forward_quant
         for k in range(self.n_layers):
             out = acts[k + 1]
-            torch.addmm(self.b[k], acts[k], self.W[k].T, out=out)
+            if fq is not None:
+                self.W_fwd[k] = fq.weight(k, self.W[k])
+            torch.addmm(self.b[k], acts[k], self.W_fwd[k].T, out=out)
             if k < last:
                 _activate_(out, self.activation)
+                if fq is not None:
+                    fq.activation_(k, out)
         softmax_(acts[-1])
         return acts
 
     def fprime_(self, o: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Write f'(S) into ``out``, computed from the layer's output ``o``."""
-        a = self.activation
-        if a == "tanh":
-            torch.mul(o, o, out=out)
-            out.neg_().add_(1.0)
-        elif a == "logistic":
-            torch.mul(o, o, out=out)
-            out.neg_().add_(o)
-        elif a == "relu":
-            torch.sign(o, out=out)  # relu outputs are >= 0, so sign is the step function
-        else:
-            out.fill_(1.0)
-        return out
+        return fprime_from_output_(self.activation, o, out)
+
+    # --- the learning channel's view of the layers (the same interface as ConvNet) -----------
+    @property
+    def kinds(self) -> list[str]:
+        return ["dense"] * self.n_layers
+
+    def route(self, k: int, r: torch.Tensor) -> torch.Tensor:
+        """A dense layer's update uses the signal where its units receive it."""
+        return r
+
+    def backward_input(self, k: int, r: torch.Tensor, kernel: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """What layer k sends to its input units through ``kernel`` (shape of W[k]): ``r @ kernel``."""
+        return torch.mm(r, kernel, out=out)
+
+    def weight_grad(self, k: int, r: torch.Tensor, acts, out: torch.Tensor) -> torch.Tensor:
+        return torch.mm(r.T, acts[k], out=out)
+
+    def bias_grad(self, k: int, r: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return torch.sum(r, dim=0, out=out)
+
+    def feedback_layout(self, k: int):
+        """``(sender, receiver)`` of a random matrix standing in for W[k], and W[k]'s (fan_in, fan_out)."""
+        return tuple(self.W[k].shape), (self.W[k].shape[1], self.W[k].shape[0])
+
+    def as_kernel(self, k: int, m: torch.Tensor) -> torch.Tensor:
+        return m
 
     def predict_proba(self, x: torch.Tensor, batch: int = 2000) -> torch.Tensor:
         out = torch.empty(x.shape[0], self.sizes[-1])
@@ -93,6 +118,22 @@ class MLP:
     def load_state(self, state: dict) -> None:
         for dst, src in zip(self.W + self.b, state["W"] + state["b"]):
             dst.copy_(src)
+
+
+def fprime_from_output_(activation: str, o: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Write f'(S) into ``out`` from the output ``o = f(S)`` (tanh: 1-O^2, logistic: O(1-O),
+    relu: step, linear: 1), so S need not be kept."""
+    if activation == "tanh":
+        torch.mul(o, o, out=out)
+        out.neg_().add_(1.0)
+    elif activation == "logistic":
+        torch.mul(o, o, out=out)
+        out.neg_().add_(o)
+    elif activation == "relu":
+        torch.sign(o, out=out)  # relu outputs are >= 0, so sign is the step function
+    else:
+        out.fill_(1.0)
+    return out
 
 
 def _activate_(s: torch.Tensor, activation: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .augment import augment_
 from .channel import make_channel
 from .config import RunConfig
 from .models import MLP
@@ -60,16 +61,24 @@ class Trainer:
         t = cfg.train
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.x_train, self.y_train = _subset(data.flat_float32("train"), data.y_train, t.train_subset)
-        self.x_test, self.y_test = _subset(data.flat_float32("test"), data.y_test, t.test_subset)
+        m = cfg.model
+        if m.conv:
+            # Images (N, C, H, W) in [0, 1], centred by the training set's per-channel mean.
+            x_train, x_test = data.images_float32("train"), data.images_float32("test")
+            mean = x_train.mean(axis=(0, 2, 3), keepdims=True, dtype=np.float64).astype(np.float32)
+            x_train -= mean
+            x_test -= mean
+        else:
+            x_train, x_test = data.flat_float32("train"), data.flat_float32("test")
+        self.x_train, self.y_train = _subset(x_train, data.y_train, t.train_subset)
+        self.x_test, self.y_test = _subset(x_test, data.y_test, t.test_subset)
         self.x_train = torch.from_numpy(np.ascontiguousarray(self.x_train))
         self.x_test = torch.from_numpy(np.ascontiguousarray(self.x_test))
         self.y_train_t = torch.from_numpy(self.y_train.astype(np.int64))
         self.y_test_t = torch.from_numpy(self.y_test.astype(np.int64))
         self.n_classes = data.n_classes
         self.data_rng, init_rng, fb_rng = seed_streams(t.seed)
-        sizes = [self.x_train.shape[1], *cfg.model.hidden, data.n_classes]
-        self.net = MLP(sizes, cfg.model.activation, cfg.model.init, init_rng)
+        self.net = build_net(cfg, tuple(self.x_train.shape[1:]), data.n_classes, init_rng)
         self.batch = min(t.batch_size, self.x_train.shape[0])
         self.channel = make_channel(cfg, self.net, fb_rng, self.batch)
         self.grads = [torch.empty_like(w) for w in self.net.W]
@@ -77,11 +86,12 @@ class Trainer:
             if t.momentum else None
         self.step = 0
         self.epoch = 0
-        # Preallocated per-minibatch buffers: inputs, one-hot targets, activations.
-        self.xb = torch.empty(self.batch, sizes[0])
+        # Preallocated per-minibatch buffers: inputs, one-hot targets, activations, bias updates.
+        self.xb = torch.empty(self.batch, *self.x_train.shape[1:])
         self.tb = torch.zeros(self.batch, data.n_classes)
         self.acts = self.net.new_activations(self.batch)
-        self.rsum = torch.empty(max(sizes[1:]))
+        self.bias_grads = [torch.empty_like(b) for b in self.net.b]
+        self.augment = (t.translate, t.hflip) if (t.translate or t.hflip) else None
 
     def lr(self) -> float:
         t = self.cfg.train
@@ -99,6 +109,8 @@ class Trainer:
         for start in range(0, n - self.batch + 1, self.batch):
             idx = order[start:start + self.batch]
             torch.index_select(self.x_train, 0, idx, out=self.xb)
+            if self.augment is not None:
+                augment_(self.xb, *self.augment, self.data_rng)
             yb = self.y_train_t[idx]
             self.tb.zero_().scatter_(1, yb.unsqueeze(1), 1.0)
             acts = net.forward(self.xb, self.acts)
@@ -115,10 +127,10 @@ class Trainer:
             for k in range(net.n_layers):
                 if not ch.trains(k):
                     continue
-                gb = torch.sum(R[k], dim=0, out=self.rsum[: R[k].shape[1]])
-                if not mom and ch.plain_update(k):
+                gb = net.bias_grad(k, R[k], self.bias_grads[k])
+                if not mom and ch.plain_update(k) and net.kinds[k] == "dense":
                     # Fused W += scale * R^T O: one BLAS call, no gradient buffer round trip.
-                    net.W[k].addmm_(R[k].T, acts[k], alpha=scale)
+                    net.W[k].addmm_(R[k].T, acts[k].reshape(self.batch, -1), alpha=scale)
                     net.b[k].add_(gb, alpha=scale)
                     continue
                 g = ch.weight_gradient(k, net, acts, self.grads[k])
@@ -184,6 +196,21 @@ class Trainer:
             yield rec
             if diverged:
                 return
+
+
+def build_net(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int, rng: np.random.Generator):
+    """The forward net a config names: an MLP on flat inputs, or a ConvNet when ``model.conv`` is set."""
+    m = cfg.model
+    if m.conv:
+        from .convnet import ConvNet
+        net = ConvNet(input_shape, m.conv, m.hidden, n_classes, m.activation, m.init, rng,
+                      conv_kernel=m.conv_kernel, pool=m.pool, pool_stride=m.pool_stride)
+    else:
+        net = MLP([int(np.prod(input_shape)), *m.hidden, n_classes], m.activation, m.init, rng)
+    if m.weight_bits or m.act_bits:
+        from .forward_quant import ForwardQuant
+        net.forward_quant = ForwardQuant(net.W, m.weight_bits, m.act_bits)
+    return net
 
 
 def _subset(x, y, n):

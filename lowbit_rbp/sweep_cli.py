@@ -3,6 +3,11 @@
     lowbit-rbp sweep lowbit_rbp/sweeps/mnist_table1.toml --store results/sweeps.db --workers 2
     lowbit-rbp sweep SWEEP.toml --executor dask --scheduler tcp://127.0.0.1:8786
     lowbit-rbp report --store results/sweeps.db --out reports/sweeps --budget energy_pj=5e5 --budget wires=2e4
+
+``report`` writes ``tables.md`` (every table with its protocol) and PNG plots: accuracy vs error bits,
+update bits, sparsity n, rank and LC dropout (each when the store has such runs), training curves, and
+accuracy vs each cost (energy, learning-channel energy and operations, wires, bits moved, feedback memory)
+with the Pareto front. The store is opened read-only, so a report can be made while a sweep writes it.
 """
 from __future__ import annotations
 
@@ -48,7 +53,10 @@ def cmd_report(args) -> int:
     from .report import write_report
     if not Path(args.store).is_file():
         raise ConfigError(f"results store {args.store!r} does not exist; run `lowbit-rbp sweep` first")
-    path = write_report(args.store, args.out, budget_limits=_parse_budget(args.budget), plots=not args.no_plots)
+    limits = _parse_budget(args.budget)
+    command = " ".join(["lowbit-rbp report", "--store", args.store, "--out", args.out,
+                        *(f"--budget {b}" for b in args.budget), *(["--no-plots"] if args.no_plots else [])])
+    path = write_report(args.store, args.out, budget_limits=limits, plots=not args.no_plots, command=command)
     print(path.read_text())
     print(f"wrote {path}", file=sys.stderr)
     return 0
@@ -65,11 +73,12 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
+    from .report import COST_KEYS
     p = subparsers.add_parser("report", help="Markdown tables and PNG plots from a results store")
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--out", default="reports/sweeps", help="output folder (tables.md, *.png)")
     p.add_argument("--budget", action="append", default=[], metavar="KEY=VALUE",
-                   help="list configurations within a cost budget: energy_pj, wires, bits_moved, "
-                        "feedback_memory_bits (repeatable)")
+                   help="list the configurations within a cost budget per training example, best accuracy "
+                        "first, with the full cost breakdown; KEY: " + ", ".join(COST_KEYS) + " (repeatable)")
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=cmd_report)

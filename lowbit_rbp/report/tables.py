@@ -194,7 +194,7 @@ def _net(config: dict) -> str:
     h = f"{hidden[0]}x{len(hidden)}" if hidden and len(set(hidden)) == 1 else "-".join(map(str, hidden))
     t = config["train"]
     return (f"{m['dataset']} hidden {h or 'none'} {m['activation']}, batch {t['batch_size']}, lr {t['lr']:g}"
-            + (f" (decay {t['lr_decay']:g}/update)" if t["lr_decay"] else "")
+            + (" (decay " + re.sub(r"e-0*(\d)", r"e-\1", f"{t['lr_decay']:g}") + "/update)" if t["lr_decay"] else "")
             + (f", momentum {t['momentum']:g}" if t["momentum"] else ""))
 
 
@@ -243,7 +243,8 @@ def _fmt(x, digits=2):
 
 
 def _acc(g: dict) -> str:
-    acc = _fmt(g["mean"]) + (f" ({_fmt(g['sd'])})" if not math.isnan(g["sd"]) else "")
+    acc = ("" if math.isnan(g["mean"]) else f"{g['mean']:.2f}") + \
+        (f" ({g['sd']:.2f})" if not math.isnan(g["sd"]) else "")
     if g["unfinished"]:
         acc += f" [{g['unfinished']} unfinished]"
     return acc
@@ -385,7 +386,7 @@ AXES = (
          (("channel", "feedback"),),
          "dense", True, "sparse_{v}"),
     Axis("rank", "Accuracy vs rank", "rank r of every feedback matrix (truncated SVD of Glorot-uniform)",
-         (("channel", "feedback"),), "full", True),
+         (("channel", "feedback"),), "full rank", True),
     Axis("dropout", "Accuracy vs LC dropout", "learning-channel dropout probability p (%); survivors scaled by 1/(1-p)",
          (("channel", "dropout"),), "0", False, "dropout_{v}"),
 )
@@ -430,15 +431,18 @@ def axis_series(groups: list[dict], axis) -> list[dict]:
                                       s["tag"], s["rest"]))
 
 
-def axis_groups(groups: list[dict], axis) -> list[dict]:
-    """The groups of ``axis_series`` flattened (reference first in each series; shared references once)."""
+def axis_groups(groups: list[dict], axis, mark_ref: bool = False) -> list[dict]:
+    """The groups of ``axis_series`` flattened (reference first in each series; shared references once).
+    ``mark_ref``: the reference groups come as copies with the axis column set to the axis' reference
+    label ('float32', 'dense', 'full', ...), for tables."""
+    axis = AXIS[axis] if isinstance(axis, str) else axis
     out, seen = [], set()
     for s in axis_series(groups, axis):
         for g in ([s["ref"]] if s["ref"] else []) + s["points"]:
-            if id(g) in seen or g["config_hashes"][0] in seen:
+            if g["config_hashes"][0] in seen:
                 continue
             seen.add(g["config_hashes"][0])
-            out.append(g)
+            out.append({**g, axis.key: axis.ref_label} if mark_ref and g is s["ref"] else g)
     return out
 
 
@@ -484,7 +488,7 @@ def write_report(store, out_dir, *, cost_fn=default_cost, budget_limits: dict | 
              "`hw_models` (LC = learning channel).", ""]
     parts += [markdown_table(groups, results, columns=("label",), title="All variants"), ""]
     for axis in AXES:
-        sel = axis_groups(groups, axis)
+        sel = axis_groups(groups, axis, mark_ref=True)
         if sel:
             parts += [markdown_table(sel, results, columns=_SECTION_COLUMNS[axis.key], title=axis.title), ""]
     parts += pareto_markdown(groups, results)

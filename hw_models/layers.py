@@ -217,12 +217,27 @@ def mlp(sizes) -> tuple[Dense, ...]:
     return tuple(Dense(sizes[i], sizes[i + 1], name=f"dense{i + 1}") for i in range(len(sizes) - 1))
 
 
-def network_from_config(cfg) -> tuple[Dense, ...]:
-    """The MLP of a RunConfig: ``[input, *model.hidden, 10]``."""
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar10-subset": (3, 32, 32)}
+
+
+def network_from_config(cfg) -> tuple[Layer, ...]:
+    """The net a RunConfig trains: ``model.conv`` blocks (conv k x k same padding, max-pool with
+    padding pool // 2, as lowbit_rbp.convnet builds them), then the dense ``model.hidden`` layers
+    and the 10-way output; with no conv blocks the MLP ``[input, *model.hidden, 10]``."""
     m = cfg.model
     if m.dataset not in INPUTS:
         raise bad("model.dataset", m.dataset, ", ".join(INPUTS))
-    return mlp([INPUTS[m.dataset], *m.hidden, N_CLASSES])
+    if not getattr(m, "conv", ()):
+        return mlp([INPUTS[m.dataset], *m.hidden, N_CLASSES])
+    ch, h, w = IMAGE_SHAPES[m.dataset]
+    layers = []
+    for i, out_ch in enumerate(m.conv):
+        c = Conv2d(ch, out_ch, m.conv_kernel, h, w, 1, "same", (m.pool, m.pool_stride), "same", name=f"conv{i + 1}")
+        layers.append(c)
+        ch, (h, w) = out_ch, c.pooled_hw
+    sizes = [layers[-1].n_out, *m.hidden, N_CLASSES]
+    layers += [Dense(a, b, name=f"dense{len(layers) + j + 1}") for j, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    return tuple(layers)
 
 
 def paper_cifar_net(pool_padding: str = "same") -> tuple[Layer, ...]:

@@ -223,3 +223,13 @@ def test_new_config_fields_leave_stored_hashes_alone():
     cfg = apply_overrides(RunConfig(), ["channel.algorithm=srbp", "formats.error='log:alpha=2,bits=3'"])
     assert cfg.config_hash() == "4ef5e4ca78295941"
     assert apply_overrides(RunConfig(), SMALL).config_hash() != RunConfig().config_hash()
+
+
+def test_cost_model_reads_the_same_conv_config_as_the_trainer():
+    from hw_models.layers import network_from_config, paper_cifar_net
+    cfg = apply_overrides(RunConfig(), list(CIFAR10_PROTOCOL))
+    layers = network_from_config(cfg)
+    assert layers == paper_cifar_net()
+    net = ConvNet((3, 32, 32), cfg.model.conv, cfg.model.hidden, 10)
+    assert [layer.n_out for layer in layers] == net.sizes[1:]          # 16384, 4096, 1024, 1024, 10
+    assert [layer.n_in for layer in layers] == net.sizes[:-1]

@@ -21,6 +21,7 @@ from .augment import augment_
 from .channel import make_channel
 from .config import RunConfig
 from .models import MLP
+from . import split
 
 
 @dataclass
@@ -92,6 +93,8 @@ class Trainer:
         self.acts = self.net.new_activations(self.batch)
         self.bias_grads = [torch.empty_like(b) for b in self.net.b]
         self.augment = (t.translate, t.hflip) if (t.translate or t.hflip) else None
+        self.threads = cfg.threads or torch.get_num_threads()
+        self._split = None           # lowbit_rbp.split.SplitBatch, built on first use
 
     def lr(self) -> float:
         t = self.cfg.train
@@ -101,6 +104,21 @@ class Trainer:
         """One pass over the training set; returns (mean loss, accuracy, diverged)."""
         n = self.x_train.shape[0]
         order = torch.from_numpy(self.data_rng.permutation(n))
+        split_batch = None
+        if split.eligible(self.cfg, self.net, self.channel, self.batch, self.threads):
+            if self._split is None:
+                self._split = split.SplitBatch(self.net, self.channel, self.xb, self.tb)
+            split_batch = self._split
+        # Intra-op threads: 1 when the two halves of a split minibatch use the two cores; restored
+        # afterwards (the caller may share the process, e.g. a benchmark).
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(1 if split_batch is not None else self.threads)
+        try:
+            return self._epoch(order, n, split_batch, progress)
+        finally:
+            torch.set_num_threads(threads_before)
+
+    def _epoch(self, order, n, split_batch, progress):
         loss_sum = 0.0
         correct = 0
         seen = 0
@@ -113,19 +131,29 @@ class Trainer:
                 augment_(self.xb, *self.augment, self.data_rng)
             yb = self.y_train_t[idx]
             self.tb.zero_().scatter_(1, yb.unsqueeze(1), 1.0)
-            acts = net.forward(self.xb, self.acts)
-            probs = acts[-1]
-            p_true = probs.gather(1, yb.unsqueeze(1))
-            loss_sum -= float(p_true.clamp_min_(1e-30).log_().sum())
-            correct += int((probs.argmax(1) == yb).sum())
+            if split_batch is not None:
+                batch_loss, batch_correct = split_batch.step(yb, self.grads, self.bias_grads)
+            else:
+                acts = net.forward(self.xb, self.acts)
+                probs = acts[-1]
+                p_true = probs.gather(1, yb.unsqueeze(1))
+                batch_loss = -float(p_true.clamp_min_(1e-30).log_().sum())
+                batch_correct = int((probs.argmax(1) == yb).sum())
+            loss_sum += batch_loss
+            correct += batch_correct
             seen += self.batch
             if not math.isfinite(loss_sum):
                 return float("nan"), correct / max(seen, 1), True
-            R = ch.signals(net, acts, self.tb)
+            if split_batch is None:
+                R = ch.signals(net, acts, self.tb)
             lr = self.lr()
             scale = lr / self.batch
             for k in range(net.n_layers):
                 if not ch.trains(k):
+                    continue
+                if split_batch is not None:
+                    g, gb = self.grads[k], self.bias_grads[k]
+                    self._apply(k, g, gb, scale, mom)
                     continue
                 gb = net.bias_grad(k, R[k], self.bias_grads[k])
                 if not mom and ch.plain_update(k) and net.kinds[k] == "dense":
@@ -134,21 +162,26 @@ class Trainer:
                     net.b[k].add_(gb, alpha=scale)
                     continue
                 g = ch.weight_gradient(k, net, acts, self.grads[k])
-                if mom:
-                    vw, vb = self.velocity[0][k], self.velocity[1][k]
-                    vw.mul_(mom).add_(g, alpha=scale)
-                    vb.mul_(mom).add_(gb, alpha=scale)
-                    net.W[k].add_(vw)
-                    net.b[k].add_(vb)
-                else:
-                    net.W[k].add_(g, alpha=scale)
-                    net.b[k].add_(gb, alpha=scale)
-            ch.after_update(net, acts, lr)
+                self._apply(k, g, gb, scale, mom)
+            if split_batch is None:
+                ch.after_update(net, acts, lr)
             self.step += 1
             if progress is not None:
                 progress.update(1)
         diverged = not all(bool(torch.isfinite(w).all()) for w in net.W)
         return loss_sum / max(seen, 1), correct / max(seen, 1), diverged
+
+    def _apply(self, k: int, g: torch.Tensor, gb: torch.Tensor, scale: float, mom: float) -> None:
+        net = self.net
+        if mom:
+            vw, vb = self.velocity[0][k], self.velocity[1][k]
+            vw.mul_(mom).add_(g, alpha=scale)
+            vb.mul_(mom).add_(gb, alpha=scale)
+            net.W[k].add_(vw)
+            net.b[k].add_(vb)
+        else:
+            net.W[k].add_(g, alpha=scale)
+            net.b[k].add_(gb, alpha=scale)
 
     def evaluate(self, split: str = "test") -> tuple[float, float]:
         x, y = (self.x_test, self.y_test_t) if split == "test" else (self.x_train, self.y_train_t)

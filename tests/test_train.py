@@ -92,3 +92,30 @@ def test_mnist_one_epoch_accuracy_floors(mnist):
 def test_mnist_bp_five_epochs(mnist):
     cfg = apply_overrides(RunConfig(), ["channel.algorithm=bp", "train.epochs=5"])
     assert train(cfg, mnist).final.test_acc > 0.965
+
+
+@pytest.mark.parametrize("algorithm", ["bp", "rbp", "srbp", "top"])
+def test_split_minibatch_on_two_threads_matches_one_thread(tiny_data, algorithm):
+    """Two threads run the minibatch as two halves (lowbit_rbp.split); only float rounding differs."""
+    old = torch.get_num_threads()
+    results = {}
+    for threads in (1, 2):
+        tr = Trainer(cfg_of(f"channel.algorithm={algorithm}", "train.batch_size=64", f"threads={threads}"), tiny_data)
+        before = torch.get_num_threads()
+        loss, acc, _ = tr.train_epoch()
+        results[threads] = (tr, loss, acc)
+        assert (tr._split is not None) == (threads == 2)
+        assert torch.get_num_threads() == before         # restored for whoever shares the process
+    torch.set_num_threads(old)
+    (a, la, aa), (b, lb, ab) = results[1], results[2]
+    assert abs(la - lb) < 1e-5 and aa == ab
+    for wa, wb in zip(a.net.W, b.net.W):
+        torch.testing.assert_close(wa, wb, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("extra", [["channel.dropout=0.2"], ["formats.error='log:alpha=2,bits=3'"],
+                                   ["channel.algorithm=arbp"], ["train.batch_size=40"]])
+def test_split_is_not_used_where_halves_would_differ(tiny_data, extra):
+    tr = Trainer(cfg_of("channel.algorithm=rbp", "train.batch_size=64", "threads=2", *extra), tiny_data)
+    tr.train_epoch()
+    assert tr._split is None

@@ -31,6 +31,9 @@ bench: $(STAMP)
 # The MNIST foundation table (20 epochs, seeds 0-2): about 10 minutes on 2 cores.
 reports: $(STAMP)
 	$(VENV)/bin/lowbit-rbp reproduce foundation --epochs 20 --seeds 0,1,2 --workers 2 --store reports/sweeps/mnist.db --out reports
+	$(PY) -m lowbit_rbp.report.table1 --store reports/sweeps/mnist.db --out reports/mnist_table1.md
+	$(VENV)/bin/lowbit-rbp report --store reports/sweeps/mnist.db --out reports/sweeps
+	$(VENV)/bin/lowbit-rbp reproduce cifar10 --seeds 0,1,2 --out reports
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -151,29 +151,27 @@ def _tag_text(tag: str) -> str:
     return tag.replace(",bits=b", "").replace(" | signal same", "")
 
 
-def plot_axis(groups, axis, path) -> bool:
-    """Accuracy vs ``axis`` (an ``Axis`` or its key), one line per series, the reference point (float32 /
-    dense / full rank / no dropout) at its own tick, the paper's Table 1 numbers as open diamonds."""
+def _paper_points(axis, s, pct, ref_x):
+    """The paper's Table 1 numbers for a series: (xs, ys, sds), the reference as the baseline row."""
+    px, py, pe = [], [], []
+    if not s["paper"]:
+        return px, py, pe
+    for g in s["points"]:
+        v = round(100 * g["x"]) if pct else g["x"]
+        p = _paper(axis.paper_row.format(v=v), s["algorithm"])
+        if p is not None:
+            px.append(100 * g["x"] if pct else g["x"]), py.append(p[0]), pe.append(p[1] or 0)
+    base = _paper("baseline", s["algorithm"]) if s["ref"] is not None else None
+    if base is not None:
+        px.append(ref_x), py.append(base[0]), pe.append(base[1] or 0)
+    order = sorted(range(len(px)), key=lambda i: px[i])
+    return [px[i] for i in order], [py[i] for i in order], [pe[i] for i in order]
+
+
+def _draw_axis(ax, axis, series, pct, ref_x, xs_all):
+    """Draw every series (ours, reference, paper) on ``ax``; returns (legend handles, any paper points)."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, NullLocator
-    axis = AXIS[axis] if isinstance(axis, str) else axis
-    series = []
-    for s in axis_series(groups, axis):
-        pts = [g for g in s["points"] if not math.isnan(g["mean"])]
-        ref = s["ref"] if s["ref"] is not None and not math.isnan(s["ref"]["mean"]) else None
-        if pts:
-            series.append({**s, "points": pts, "ref": ref})
-    if not series:
-        return False
-    pct = axis.key == "dropout"
-    xs_all = sorted({(100 * g["x"] if pct else g["x"]) for s in series for g in s["points"]})
-    if axis.log2:
-        ref_x = 32 if axis.key.endswith("bits") and max(xs_all) < 32 else 2 ** (math.ceil(math.log2(max(xs_all))) + 1)
-    else:
-        ref_x = 0
-    if len(set(xs_all) | ({ref_x} if any(s["ref"] for s in series) else set())) < 2:
-        return False
-    fig, ax = new_figure(8.2, 4.4)
     handles, any_paper = [], False
     labels = _series_labels(series)
     style_n: dict = {}
@@ -195,25 +193,14 @@ def plot_axis(groups, axis, path) -> bool:
                 xs, ys, es = [ref_x] + xs, [r["mean"]] + ys, [rsd] + es
         ax.errorbar(xs, ys, yerr=es, color=color, marker=mk, ls=ls, capsize=3, ms=5)
         handles.append(Line2D([], [], color=color, marker=mk, ls=ls, label=label))
-        if s["paper"]:
-            px, py, pe = [], [], []
-            for g in s["points"]:
-                v = round(100 * g["x"]) if pct else g["x"]
-                p = _paper(axis.paper_row.format(v=v), s["algorithm"])
-                if p is not None:
-                    px.append(100 * g["x"] if pct else g["x"]), py.append(p[0]), pe.append(p[1] or 0)
-            base = _paper("baseline", s["algorithm"]) if s["ref"] is not None else None
-            if base is not None:
-                px.append(ref_x), py.append(base[0]), pe.append(base[1] or 0)
-                order = sorted(range(len(px)), key=lambda i: px[i])
-                px, py, pe = [px[i] for i in order], [py[i] for i in order], [pe[i] for i in order]
-            if px:
-                any_paper = True
-                ax.plot(px, py, color=color, **PAPER_STYLE)
-                sd = [i for i, e in enumerate(pe) if e]
-                if sd:
-                    ax.errorbar([px[i] for i in sd], [py[i] for i in sd], yerr=[pe[i] for i in sd], fmt="none",
-                                ecolor=color, capsize=2, lw=0.9)
+        px, py, pe = _paper_points(axis, s, pct, ref_x)
+        if px:
+            any_paper = True
+            ax.plot(px, py, color=color, **PAPER_STYLE)
+            sd = [i for i, e in enumerate(pe) if e]
+            if sd:
+                ax.errorbar([px[i] for i in sd], [py[i] for i in sd], yerr=[pe[i] for i in sd], fmt="none",
+                            ecolor=color, capsize=2, lw=0.9)
     if axis.log2:
         ax.set_xscale("log", base=2)
         ticks = xs_all + ([ref_x] if any(s["ref"] for s in series) else [])
@@ -228,22 +215,75 @@ def plot_axis(groups, axis, path) -> bool:
         ax.set_xticklabels([f"{t:g}" for t in ticks])
     ax.set_xlabel(axis.xlabel, fontsize=9)
     ax.set_ylabel("final test accuracy (%)", fontsize=9)
+    return handles, any_paper
+
+
+def plot_axis(groups, axis, path) -> bool:
+    """Accuracy vs ``axis`` (an ``Axis`` or its key), one line per series, the reference point (float32 /
+    dense / full rank / no dropout) at its own tick, the paper's Table 1 numbers as open diamonds."""
+    from matplotlib.lines import Line2D
+    axis = AXIS[axis] if isinstance(axis, str) else axis
+    series = []
+    for s in axis_series(groups, axis):
+        pts = [g for g in s["points"] if not math.isnan(g["mean"])]
+        ref = s["ref"] if s["ref"] is not None and not math.isnan(s["ref"]["mean"]) else None
+        if pts:
+            series.append({**s, "points": pts, "ref": ref})
+    if not series:
+        return False
+    pct = axis.key == "dropout"
+    xs_all = sorted({(100 * g["x"] if pct else g["x"]) for s in series for g in s["points"]})
+    if axis.log2:
+        ref_x = 32 if axis.key.endswith("bits") and max(xs_all) < 32 else 2 ** (math.ceil(math.log2(max(xs_all))) + 1)
+    else:
+        ref_x = 0
+    if len(set(xs_all) | ({ref_x} if any(s["ref"] for s in series) else set())) < 2:
+        return False
+    ys_all = [g["mean"] for s in series for g in s["points"] + ([s["ref"]] if s["ref"] else [])]
+    ys_all += [y for s in series for y in _paper_points(axis, s, pct, ref_x)[1]]
+    hi = max(ys_all)
+    high = [y for y in ys_all if y >= hi - 12]
+    zoom = min(ys_all) < hi - 25 and len(high) >= 0.6 * len(ys_all)
+    if zoom:   # a far-off failure squeezes the rest: a second panel zooms on the top
+        fig, (ax, axz) = new_figure(12.5, 4.4, 1, 2)
+    else:
+        fig, ax = new_figure(8.2, 4.4)
+        axz = None
+    for a in [ax] + ([axz] if axz else []):
+        handles, any_paper = _draw_axis(a, axis, series, pct, ref_x, xs_all)
+    if zoom:
+        axz.set_ylim(math.floor(min(high)) - 0.5, hi + 0.5)
+        title(axz, "zoom on the top of the left panel", "")
     all_groups = [g for s in series for g in s["points"] + ([s["ref"]] if s["ref"] else [])]
-    title(ax, axis.title.replace("Accuracy", "Test accuracy"), protocol_line(all_groups))
+    head, sub = axis.title.replace("Accuracy", "Test accuracy"), protocol_line(all_groups)
+    if zoom:
+        fig.suptitle(f"{head}\n{sub}", fontsize=10)
+    else:
+        title(ax, head, sub)
     handles.append(Line2D([], [], color="k", marker="o", ls="-", label="ours: mean ± sd over seeds"))
     if any_paper:
         handles.append(Line2D([], [], color="k", label="paper, Table 1 (100 epochs;\nsd where given)",
                               **PAPER_STYLE))
     if any(s["ref"] for s in series) and axis.log2:
         handles.append(Line2D([], [], color="k", ls=":", lw=1, label=f"link to the reference ({axis.ref_label})"))
-    legend_outside(ax, handles)
+    legend_outside(axz or ax, handles)
+    if zoom:
+        fig.tight_layout(rect=(0, 0, 1, 0.97))
     return save(fig, path)
 
 
 # --- training curves --------------------------------------------------------------------------
-def _family(row: str) -> str:
+def _family(g: dict) -> str:
+    """The panel of a variant: its row tag's family, else what it varies (an untagged sparse run joins the
+    sparse panel), else 'other'."""
+    row = g["row"]
     for name, _ in FAMILIES:
         if row == name or row.startswith(name + "_"):
+            return name
+    for name, on in (("sparse", g["sparsity_n"] is not None), ("lowrank", g["rank"] is not None),
+                     ("qerror", g["error_bits"] < 32), ("qupdate", g["update_bits"] < 32),
+                     ("dropout", bool(g["dropout"])), ("no_fprime", not g["fprime"])):
+        if on:
             return name
     return "other"
 
@@ -264,14 +304,14 @@ def plot_curves(groups, path) -> bool:
     sel = [g for g in groups if g["curves"] and any(g["curves"])]
     if not sel:
         return False
-    fams = [(name, desc) for name, desc in FAMILIES if any(_family(g["row"]) == name for g in sel)]
+    fams = [(name, desc) for name, desc in FAMILIES if any(_family(g) == name for g in sel)]
     ncols = min(3, len(fams))
     nrows = math.ceil(len(fams) / ncols)
     fig, axes = new_figure(5.4 * ncols, 3.9 * nrows, nrows, ncols)
     axes = axes if isinstance(axes, list) else [axes]
     for ax, (name, desc) in zip(axes, fams):
         style_n: dict = {}
-        for g in [g for g in sel if _family(g["row"]) == name]:
+        for g in [g for g in sel if _family(g) == name]:
             k = style_n[g["algorithm"]] = style_n.get(g["algorithm"], -1) + 1
             y = _mean_curve([c for c in g["curves"] if c])
             ax.plot(range(1, len(y) + 1), y, color=alg_color(g["algorithm"]), ls=LINESTYLES[k % len(LINESTYLES)],
@@ -293,6 +333,7 @@ def plot_curves(groups, path) -> bool:
 def _place_numbers(fig, ax, items, avoid) -> None:
     """Number points: try offsets around each point until the label's box overlaps no other label and no
     marker and stays inside the axes (a thin leader line joins a label set further off to its point)."""
+    from matplotlib.transforms import Bbox
     renderer = fig.canvas.get_renderer()
     placed = list(avoid)
     box = ax.get_window_extent(renderer)
@@ -310,8 +351,9 @@ def _place_numbers(fig, ax, items, avoid) -> None:
         best = None
         for dx, dy in offsets:
             t = put(x, y, text, dx, dy)
-            bb = t.get_window_extent(renderer)
-            inside = box.x0 <= bb.x0 and bb.x1 <= box.x1 and box.y0 <= bb.y0 and bb.y1 <= box.y1
+            tb = t.get_window_extent(renderer)
+            bb = Bbox.from_extents(tb.x0 - 4, tb.y0 - 3, tb.x1 + 4, tb.y1 + 3)   # keep labels apart
+            inside = box.x0 <= tb.x0 and tb.x1 <= box.x1 and box.y0 <= tb.y0 and tb.y1 <= box.y1
             hits = sum(bb.overlaps(p) for p in placed)
             score = hits + (0 if inside else 100)
             if best is None or score < best[0]:

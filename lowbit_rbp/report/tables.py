@@ -171,8 +171,9 @@ def group(results: list[dict]) -> list[dict]:
         first = runs[0]
         g = {k: first[k] for k in ("row", "algorithm", "fprime", "feedback", "error_bits", "signal_bits",
                                     "update_bits", "sparsity_n", "rank", "dropout", "epochs_planned")}
-        g["label"] = (f"{first['row']}: " if first["row"] else "") + re.sub(r"^\S+", first["algorithm"],
-                                                                             first["label"])
+        label = re.sub(r"^\S+", first["algorithm"], first["label"])
+        label = re.sub(r"error=(\S+) signal=\1(?=\s|$)", r"error=signal=\1", label)
+        g["label"] = (f"{first['row']}: " if first["row"] else "") + label
         g.update(n=len(done), seeds=sorted(r["seed"] for r in done),
                  diverged=sum(r["status"] == "diverged" for r in runs),
                  unfinished=sum(r["status"] not in ("finished", "diverged") for r in runs),
@@ -239,6 +240,8 @@ def _fmt(x, digits=2):
         return str(int(x))
     if isinstance(x, float) and (abs(x) >= 1e5 or (x and abs(x) < 1e-2)):
         return f"{x:.3g}"
+    if isinstance(x, float) and abs(x) >= 100:
+        return f"{x:.0f}"
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
@@ -382,7 +385,8 @@ AXES = (
     Axis("update_bits", "Accuracy vs update bits", "bits per weight update (per example, before the minibatch sum)",
          (("formats", "update"),), "float32", True, "qupdate_{v}"),
     Axis("sparsity_n", "Accuracy vs sparsity n",
-         "sparsity n: expected non-zero feedback weights per receiving neuron (per sending one where the legend says so)",
+         "sparsity n: expected non-zero feedback weights per receiving neuron "
+         "(per sending one where the legend says so)",
          (("channel", "feedback"),),
          "dense", True, "sparse_{v}"),
     Axis("rank", "Accuracy vs rank", "rank r of every feedback matrix (truncated SVD of Glorot-uniform)",

@@ -14,6 +14,19 @@ def _put(store, overrides, row, acc, status="finished"):
     store.finish(cfg.config_hash(), "t", status)
 
 
+def _first_table(text):
+    """{row: cells} of the first Markdown table in ``text``."""
+    rows, seen = {}, False
+    for line in text.splitlines():
+        if line.startswith("| row"):
+            if seen:
+                break
+            seen = True
+        elif seen and line.startswith("| "):
+            rows[line.split("|")[1].strip()] = [c.strip() for c in line.split("|")[2:-1]]
+    return rows
+
+
 def test_table1_cells_mean_sd_and_states(tmp_path):
     with Store(tmp_path / "s.db") as st:
         _put(st, ["channel.algorithm=srbp", "train.seed=0"], "baseline", 0.970)
@@ -22,8 +35,7 @@ def test_table1_cells_mean_sd_and_states(tmp_path):
         _put(st, ["channel.algorithm=bp", "model.activation=linear"], "qerror_3", 0.1, status="diverged")
         st.add_pending(apply_overrides(RunConfig(), ["channel.algorithm=rbp"]), {"row": "baseline"})
     text = table1.markdown(load_results(tmp_path / "s.db"), "cmd")
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in text.splitlines()
-            if line.startswith("| ") and not line.startswith("| row")}
+    rows = _first_table(text)
     assert rows["baseline"][4:6] == ["97.2 (0.3)", "97.2 (0.2)"]           # SRBP ours | paper
     assert rows["baseline"][2] == "[1 unfinished]"                        # RBP pending
     assert rows["adaptive"][4] == "97.3"                                  # ASRBP sits in the SRBP column
@@ -43,3 +55,51 @@ def test_semantics_ranks_by_distance_to_paper(tmp_path):
     assert abs(semantics.distance_to_paper(data["after_clip_paper"]) - 47.6) < 1e-9
     text = semantics.markdown(results, "cmd")
     assert text.index("| before_clip_paper |") < text.index("| after_clip_paper |")
+
+
+def _cell(*acc):
+    return {"acc": list(acc), "diverged": 0, "pending": 0, "seeds": set(range(len(acc))), "curves": []}
+
+
+def test_table1_ordering_check_flags_and_spread():
+    c = {("baseline", "bp"): _cell(97.9, 97.8), ("baseline", "rbp"): _cell(96.0, 96.2),
+         ("baseline", "srbp"): _cell(96.8, 96.9), ("baseline", "top"): _cell(83.0, 83.5),
+         # paper: RBP 96.3 (0.5) > SRBP 95.8 (0.2); ours SRBP ahead by ~1.7 with small sds: outside our spread
+         ("sparse_2", "rbp"): _cell(95.4, 95.6), ("sparse_2", "srbp"): _cell(97.1, 97.3),
+         # paper: SRBP 94.6 > RBP 90.3; ours RBP ahead by 0.2 with sds ~1.4: within our spread
+         ("sparse_1", "rbp"): _cell(95.0, 97.0), ("sparse_1", "srbp"): _cell(95.3, 96.3),
+         ("qerror_5", "bp"): _cell(97.9)}
+    base = table1.ordering("baseline", c)
+    assert base["status"] == "same"                      # the paper ties RBP and SRBP: not checked
+    assert base["paper"] == "BP > RBP ≈ SRBP > Top" and base["ours"] == "BP > SRBP > RBP > Top"
+    sp2 = table1.ordering("sparse_2", c)
+    assert sp2["status"] == "differs" and len(sp2["pairs"]) == 1
+    p = sp2["pairs"][0]
+    assert (p["ours_ahead"], p["paper_ahead"]) == ("srbp", "rbp") and abs(p["gap"] - 1.7) < 1e-9
+    assert not p["within"] and p["paper_within"]         # 0.5 <= sqrt(0.5^2 + 0.2^2)
+    text = table1._check_text(sp2)
+    assert "**differs**" in text and "outside our seeds' sd" in text and "within its sd" in text
+    sp1 = table1.ordering("sparse_1", c)
+    assert sp1["status"] == "differs" and sp1["pairs"][0]["within"]
+    assert table1.ordering("qerror_5", c)["status"] == "incomplete"
+    assert table1.ordering("qupdate_1", c)["status"] == "no results yet"
+
+
+def test_table1_report_has_ordering_and_explanations(tmp_path):
+    with Store(tmp_path / "s.db") as st:
+        for seed, (b, r, s) in enumerate([(0.979, 0.960, 0.968), (0.978, 0.962, 0.969)]):
+            _put(st, ["channel.algorithm=bp", f"train.seed={seed}"], "baseline", b)
+            _put(st, ["channel.algorithm=rbp", f"train.seed={seed}"], "baseline", r)
+            _put(st, ["channel.algorithm=srbp", f"train.seed={seed}"], "baseline", s)
+            _put(st, ["channel.algorithm=rbp", "channel.feedback='sparse:n=2'", f"train.seed={seed}"], "sparse_2",
+                 0.955)
+            _put(st, ["channel.algorithm=srbp", "channel.feedback='sparse:n=2'", f"train.seed={seed}"], "sparse_2",
+                 0.972)
+    text = table1.markdown(load_results(tmp_path / "s.db"), "cmd")
+    assert "## Ordering check" in text and "## Differences explained" in text
+    assert "| sparse_2 | RBP > SRBP | SRBP > RBP | **differs**" in text
+    assert "| baseline | BP > RBP ≈ SRBP > Top | BP > SRBP > RBP | same (Top not run yet) |" in text
+    assert "**Quantized update 1 bit** (`qupdate_1`). No results yet" in text
+    assert "Ours - paper: RBP -0.8, SRBP +1.4." in text
+    for row in table1.MNIST_TABLE1:               # every row has an explanation
+        assert f"(`{row}`)" in text and table1.EXPLAIN[row]["setup"]

@@ -127,3 +127,16 @@ def test_shipped_sweep_files_expand():
         want = {"arbp" if c == "rbp" else "asrbp" if c == "srbp" else c for c in cols} if row == "adaptive" \
             else set(cols)
         assert algs == want, row
+
+
+def test_budget_with_hw_models_cost_shows_breakdown(store, tmp_path):
+    pytest.importorskip("hw_models")
+    from lowbit_rbp.report import default_cost
+    path = write_report(store, tmp_path, cost_fn=default_cost, budget_limits={"lc_ops": 1e9}, plots=False)
+    text = path.read_text()
+    budget_part = text.split("### Budget: lc_ops <= 1e+09")[1]
+    assert "E forward (pJ)" in budget_part and "E error projection (pJ)" in budget_part
+    assert budget_part.count("_Protocol: ") == 1
+    rows = [line for line in budget_part.splitlines() if line.startswith("| ") and "label" not in line]
+    accs = [float(line.split("|")[2].split()[0]) for line in rows]
+    assert len(rows) == 9 and accs == sorted(accs, reverse=True)

@@ -5,8 +5,15 @@ functions, which the njit kernels here and the CUDA kernels in ``kernels.cuda`` 
 uses only operations that IEEE 754 specifies exactly (+, -, *, /, comparisons, copysign, float <->
 int conversion, reading and building float64 bit patterns), never a math-library function such
 as log2 or exp2, and rounds to float32 where the reference does, so every backend returns the same
-bits. Loops over the common deterministic formats are branch-free (selects) and vectorize.
-Nothing compiles at import: the njit decorators are lazy (``cache=True``).
+bits. Nothing compiles at import: the njit decorators are lazy (``cache=True``).
+
+Speed: ``quantize_flat`` and ``per_example_update`` pick a loop per format (``kernel_mode``).
+Fixed nearest-even/saturate and log formats, stochastic underflow included, run branch-free
+loops (selects; the uniform is drawn for every element, from integer operations only), which
+vectorize. Log formats with at most ``TABLE_LEVELS`` levels (every paper format) need no division:
+their float32 results follow from comparisons with float32 thresholds that ``log_table`` derives
+from the reference's own exponent rule. Each of the two kernels has a serial twin for small
+arrays, and the per-example update skips the zero inputs (MNIST pixels) that cannot change its sum.
 
 Kernel arguments are C-contiguous arrays, a format as a ``PARAMS``-long tuple of float64
 (``format_params``), the RNG key ``splitmix64(seed)`` and counters as uint64.
@@ -23,7 +30,6 @@ from .reference import SQRT_HALF, seed_key  # noqa: F401  (seed_key re-exported 
 
 _MOD64 = 2 ** 64
 _TWO52 = 4503599627370496.0
-_U24 = 1.0 / 16777216.0
 _TINY = 2.2250738585072014e-308              # smallest normal float64, 2^-1022
 _TWO64 = 18446744073709551616.0
 _MANT = np.int64((1 << 52) - 1)
@@ -33,7 +39,8 @@ _E_ZERO = np.int64(-(1 << 40))               # exponent standing for log2(0): be
 _G = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S40 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40)
+_S30, _S27, _S31, _S40, _S28 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40), np.uint64(28)
+_ONE_BITS = np.uint64(0x3FF0000000000000)    # bits of 1.0
 
 # Format parameter tuple layout (all float64).
 KIND, ALPHA, EMIN, UNDERFLOW, SMALLEST, ROUNDING, OVERFLOW, SCALE_IN, SCALE_OUT, INT_MIN, INT_MAX, SPAN = range(12)
@@ -65,6 +72,75 @@ def u64(counter: int) -> np.uint64:
     return np.uint64(int(counter) % _MOD64)
 
 
+# Loop variants of ``quantize_flat`` and ``per_example_update`` (``kernel_mode``). All return the
+# bits of ``quant_value``; the specialised ones are branch-free over the data (they vectorize).
+GENERAL, FIXED_NE_SAT, LOG_BITS, LOG_TABLE, LOG_TABLE_STOCH, LOG_BITS_STOCH = range(6)
+#: Log formats with at most this many levels take the threshold-table loops.
+TABLE_LEVELS = 8
+TABLE_SIZE = 2 * TABLE_LEVELS + 1
+NO_TABLE = np.zeros(TABLE_SIZE, np.float32)
+
+
+def log_table(fmt):
+    """Thresholds and levels that give a small log format's float32 results by comparisons only.
+
+    A log format with ``n = 1 - E_min <= TABLE_LEVELS`` levels maps a float32 magnitude ``m`` to
+    bucket ``b(m)`` = 0 (below the smallest level: underflow) or ``1 + e - E_min`` (level
+    ``e = min(round(log2(m/alpha)), 0)`` as ``reference.log_exponent`` computes it). ``b`` is
+    non-decreasing in ``m``, so ``b(m) >= k`` exactly when ``m >= T[k-1]``, with ``T[k-1]`` the
+    smallest float32 having ``b >= k``: found here by bisection over float32 bit patterns with
+    the reference's own exponent function. Returns a float32 array ``[T[0..7], L[0..8]]``
+    (unused thresholds NaN: never reached) with ``L[k] = float32(alpha * 2^(E_min + k - 1))`` and
+    ``L[0]`` the underflow value before any stochastic zeroing (0 for flush, else ``L[1]``);
+    None when the format has more levels or a level is 0 in float32 (its sign would matter).
+    """
+    if getattr(fmt, "kind", None) != "log":
+        return None
+    from .reference import log_exponent
+    e_min = int(fmt.min_exponent)
+    n = 1 - e_min
+    if n > TABLE_LEVELS:
+        return None
+    with np.errstate(over="ignore"):                # levels beyond float32's range are inf, as in the reference
+        levels = np.ldexp(float(fmt.alpha), np.arange(e_min, 1, dtype=np.int32)).astype(np.float32)
+    if not levels[0] > 0:
+        return None
+    ks = np.arange(1, n + 1)
+
+    def bucket(bits):
+        e = log_exponent(bits.astype(np.uint32).view(np.float32).astype(np.float64), float(fmt.alpha))
+        return np.where(e < e_min, 0.0, e - e_min + 1)
+
+    lo = np.zeros(n, np.int64)                      # +0.0: below every threshold (never evaluated)
+    hi = np.full(n, 0x7F800000, np.int64)           # +inf: the top level, b = n
+    while np.any(hi - lo > 1):
+        mid = (lo + hi) // 2
+        ok = bucket(mid) >= ks
+        hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid)
+    table = np.full(TABLE_SIZE, np.nan, np.float32)
+    table[:n] = hi.astype(np.uint32).view(np.float32)
+    table[TABLE_LEVELS:] = levels[-1]               # unused levels: never selected
+    table[TABLE_LEVELS + 1:TABLE_LEVELS + 1 + n] = levels
+    flush = format_params(fmt)[UNDERFLOW] == 1.0
+    table[TABLE_LEVELS] = 0.0 if flush else levels[0]
+    return table
+
+
+def kernel_mode(fmt, P=None) -> tuple:
+    """``(mode, table)`` for ``quantize_flat`` / ``per_example_update`` (float accumulation)."""
+    P = format_params(fmt) if P is None else P
+    if P[KIND] == 2.0 and P[ROUNDING] == 0.0 and P[OVERFLOW] == 0.0:
+        return FIXED_NE_SAT, NO_TABLE
+    if P[KIND] == 1.0:
+        stoch = P[UNDERFLOW] == 2.0
+        table = log_table(fmt)
+        if table is not None:
+            return (LOG_TABLE_STOCH if stoch else LOG_TABLE), table
+        if P[EMIN] > -1022.0:
+            return (LOG_BITS_STOCH if stoch else LOG_BITS), NO_TABLE
+    return GENERAL, NO_TABLE
+
+
 # --- scalar arithmetic, shared with kernels.cuda ------------------------------------------------
 
 @register_jitable
@@ -78,8 +154,11 @@ def mix64(z):
 
 @register_jitable
 def uniform(key, c):
-    """``reference.uniform_counter`` element at counter ``c``: top 24 bits of the hash / 2^24."""
-    return np.float64(mix64(c ^ key) >> _S40) * _U24
+    """``reference.uniform_counter`` element at counter ``c``: top 24 bits ``k`` of the hash / 2^24.
+
+    Formed as ``(1 + k * 2^-24) - 1`` from bits (both steps exact): integer operations only, which
+    vectorize (AVX2 has no uint64 -> float64 conversion)."""
+    return np.uint64(((mix64(c ^ key) >> _S40) << _S28) | _ONE_BITS).view(np.float64) - 1.0
 
 
 @register_jitable
@@ -226,27 +305,259 @@ def fixed_ne_sat(xd, sin, sout, lo, hi):
     return saturate(frint(xd * sin), lo, hi) * sout + 0.0
 
 
+@register_jitable
+def table_tuples(TL):
+    """The thresholds and levels of a ``log_table`` array as tuples (registers, not memory)."""
+    T = (TL[0], TL[1], TL[2], TL[3], TL[4], TL[5], TL[6], TL[7])
+    L = (TL[8], TL[9], TL[10], TL[11], TL[12], TL[13], TL[14], TL[15], TL[16])
+    return T, L
+
+
+@register_jitable
+def table_level(mag, T, L):
+    """The level of float32 magnitude ``mag`` from ``log_table``'s thresholds (selects only)."""
+    v = L[0]
+    v = L[1] if mag >= T[0] else v
+    v = L[2] if mag >= T[1] else v
+    v = L[3] if mag >= T[2] else v
+    v = L[4] if mag >= T[3] else v
+    v = L[5] if mag >= T[4] else v
+    v = L[6] if mag >= T[5] else v
+    v = L[7] if mag >= T[6] else v
+    return L[8] if mag >= T[7] else v
+
+
+@register_jitable
+def table_value(x, T, L):
+    """A small deterministic log format on float32 ``x``: ``np.float32(quant_value(x))``.
+
+    The sign is applied to the float32 level (rounding is symmetric, and no level is 0 in
+    float32); ``+ 0`` turns a flushed ``-0`` into ``+0``; zeros and NaN give ``+0``."""
+    z = np.float32(0.0)
+    mag = abs(x)
+    v = table_level(mag, T, L)
+    v = (-v if x < z else v) + z
+    return v if mag > z else z
+
+
+@register_jitable
+def table_value_stoch(x, T, L, smallest, key, c):
+    """``table_value`` with stochastic underflow: below ``T[0]`` the smallest level survives
+    unless ``u * smallest >= |x|`` (the reference's rule, in float64). The uniform is drawn for
+    every element (no branch), so loops over it vectorize."""
+    z = np.float32(0.0)
+    mag = abs(x)
+    v = table_level(mag, T, L)
+    keep = (mag > z) & ((mag >= T[0]) | (uniform(key, c) * smallest < np.float64(mag)))
+    v = -v if x < z else v
+    return v if keep else z
+
+
+@register_jitable
+def bits_value(xd, alpha, e_min, flush):
+    """Deterministic log format with ``e_min > -1022`` on float64 ``xd`` (float64 result)."""
+    q, under = log_level_fast(xd, alpha, e_min)
+    return (0.0 if (under and flush) else q) + 0.0
+
+
+@register_jitable
+def bits_value_stoch(xd, alpha, e_min, smallest, key, c):
+    """Stochastic-underflow log format with ``e_min > -1022``; the uniform is drawn unconditionally."""
+    q, under = log_level_fast(xd, alpha, e_min)
+    drop = under & (uniform(key, c) * smallest >= abs(xd))
+    return (0.0 if drop else q) + 0.0
+
+
 # --- kernels ------------------------------------------------------------------------------------
+#
+# ``quantize_flat`` / ``per_example_update`` take the loop variant ``mode`` and table ``TL`` of
+# ``kernel_mode``. Each has a parallel version (prange over chunks / output rows) and a serial
+# twin (``*_serial``: no thread-pool launch, for small arrays); both run the same
+# ``register_jitable`` loops, so they return the same bits.
+
+#: Elements per parallel task of ``quantize_flat``.
+QUANTIZE_CHUNK = 1 << 14
+
+
+@register_jitable
+def quantize_span(x, P, TL, mode, key, counter):
+    """x[i] = float32(Q(x[i])) in place, with counter + i, in the loop variant ``mode``.
+
+    In place on one array, and from index 0 over the whole array (the parallel kernel passes
+    slices): LLVM then needs no overlap check between an input and an output, and Numba knows
+    the indices are non-negative (no wraparound checks), so the branch-free loops vectorize."""
+    n = x.size
+    if mode == FIXED_NE_SAT:
+        sin, sout, qlo, qhi = P[7], P[8], P[9], P[10]
+        for i in range(n):
+            x[i] = np.float32(fixed_ne_sat(np.float64(x[i]), sin, sout, qlo, qhi))
+    elif mode == LOG_TABLE:
+        T, L = table_tuples(TL)
+        for i in range(n):
+            x[i] = table_value(x[i], T, L)
+    elif mode == LOG_TABLE_STOCH:
+        T, L = table_tuples(TL)
+        smallest = P[4]
+        for i in range(n):
+            x[i] = table_value_stoch(x[i], T, L, smallest, key, counter + np.uint64(i))
+    elif mode == LOG_BITS:
+        alpha, e_min, flush = P[1], np.int64(P[2]), P[3] == 1.0
+        for i in range(n):
+            x[i] = np.float32(bits_value(np.float64(x[i]), alpha, e_min, flush))
+    elif mode == LOG_BITS_STOCH:
+        alpha, e_min, smallest = P[1], np.int64(P[2]), P[4]
+        for i in range(n):
+            x[i] = np.float32(bits_value_stoch(np.float64(x[i]), alpha, e_min, smallest, key,
+                                               counter + np.uint64(i)))
+    else:
+        for i in range(n):
+            x[i] = np.float32(quant_value(np.float64(x[i]), P, key, counter + np.uint64(i)))
+
 
 @njit(parallel=True, cache=True)
-def quantize_flat(x, P, key, counter, out):
-    """out[i] = Q(x[i]) with counter + i; ``out`` may be ``x`` (in place). 1-D float32.
+def quantize_flat(x, P, TL, mode, key, counter):
+    """x[i] = Q(x[i]) in place with counter + i (1-D float32; out-of-place callers copy first).
 
-    Fixed nearest-even/saturate and deterministic log formats (e_min > -1022) take branch-free
-    loops; the rest the general one."""
+    ``P`` = ``format_params``, ``(mode, TL)`` = ``kernel_mode`` (``GENERAL, NO_TABLE`` is always
+    valid). Parallel over chunks of ``QUANTIZE_CHUNK`` elements."""
     n = x.size
-    if P[0] == 2.0 and P[5] == 0.0 and P[6] == 0.0:
-        sin, sout, lo, hi = P[7], P[8], P[9], P[10]
-        for i in prange(n):
-            out[i] = np.float32(fixed_ne_sat(np.float64(x[i]), sin, sout, lo, hi))
-    elif P[0] == 1.0 and P[3] != 2.0 and P[2] > -1022.0:
-        alpha, e_min, flush = P[1], np.int64(P[2]), P[3] == 1.0
-        for i in prange(n):
-            q, under = log_level_fast(np.float64(x[i]), alpha, e_min)
-            out[i] = np.float32((0.0 if (under and flush) else q) + 0.0)
-    else:
-        for i in prange(n):
-            out[i] = np.float32(quant_value(np.float64(x[i]), P, key, counter + np.uint64(i)))
+    nchunks = (n + QUANTIZE_CHUNK - 1) // QUANTIZE_CHUNK
+    for t in prange(nchunks):
+        lo = t * QUANTIZE_CHUNK
+        quantize_span(x[lo:min(n, lo + QUANTIZE_CHUNK)], P, TL, mode, key, counter + np.uint64(lo))
+
+
+@njit(cache=True)
+def quantize_flat_serial(x, P, TL, mode, key, counter):
+    """``quantize_flat`` on the calling thread only."""
+    quantize_span(x, P, TL, mode, key, counter)
+
+
+@register_jitable
+def nonzero_columns(O, use):
+    """Per batch row of O: the columns with O[b, j] != 0 (NaN included) and their values.
+
+    Only computed where ``use`` (else empty, count 0). In the log modes a zero O[b, j] makes the
+    product +-0 or NaN, whose quantized value is +0, and adding +0 leaves a float64 sum that started
+    at +0 unchanged (it is never -0), so those columns can be skipped."""
+    B, NI = O.shape
+    m = NI if use else 0
+    idx = np.empty((B, m), np.int64)
+    val = np.empty((B, m), np.float32)
+    cnt = np.zeros(B, np.int64)
+    if use:
+        for b in range(B):
+            k = 0
+            for j in range(NI):
+                o = O[b, j]
+                if o != 0:
+                    idx[b, k] = j
+                    val[b, k] = o
+                    k += 1
+            cnt[b] = k
+    return idx, val, cnt
+
+
+@register_jitable
+def update_rows(R, O, P, PA, TL, mode, key, counter, counter_a, out, i0, i1, idx, val, cnt):
+    """Rows i0..i1-1 of ``per_example_update``: for each (i, j) the batch summed in order.
+
+    In the log modes a zero ``R[b, i]`` skips the example, and a batch row of O with at most half
+    its entries non-zero (``cnt``) runs over those columns only: the quantized values in a
+    vectorized loop, then a scalar scatter-add in column order."""
+    B, NO = R.shape
+    NI = O.shape[1]
+    fixed_acc = PA[0] == 2.0
+    if fixed_acc:
+        mode = GENERAL
+    log_mode = mode >= LOG_BITS
+    sin, sout, qlo, qhi = P[7], P[8], P[9], P[10]
+    alpha, e_min, flush, smallest = P[1], np.int64(P[2]), P[3] == 1.0, P[4]
+    T, L = table_tuples(TL)
+    acc = np.zeros(NI, np.float64)
+    tmp = np.empty(NI, np.float32)
+    for i in range(i0, i1):
+        acc[:] = 0.0
+        for b in range(B):
+            r = R[b, i]
+            if log_mode and r == 0:
+                continue
+            base = np.uint64((b * NO + i) * NI)
+            c0 = counter + base
+            m = cnt[b]
+            if log_mode and 2 * m <= NI:
+                ib = idx[b]
+                vb = val[b]
+                if mode == LOG_TABLE:
+                    for t in range(m):
+                        tmp[t] = table_value(r * vb[t], T, L)
+                elif mode == LOG_TABLE_STOCH:
+                    for t in range(m):
+                        tmp[t] = table_value_stoch(r * vb[t], T, L, smallest, key, c0 + np.uint64(ib[t]))
+                elif mode == LOG_BITS:
+                    for t in range(m):
+                        tmp[t] = np.float32(bits_value(np.float64(r * vb[t]), alpha, e_min, flush))
+                else:
+                    for t in range(m):
+                        tmp[t] = np.float32(bits_value_stoch(np.float64(r * vb[t]), alpha, e_min, smallest,
+                                                             key, c0 + np.uint64(ib[t])))
+                for t in range(m):
+                    acc[ib[t]] += np.float64(tmp[t])
+                continue
+            ob = O[b]
+            if mode == FIXED_NE_SAT:
+                for j in range(NI):
+                    acc[j] += np.float64(np.float32(fixed_ne_sat(np.float64(r * ob[j]), sin, sout, qlo, qhi)))
+            elif mode == LOG_TABLE:
+                for j in range(NI):
+                    acc[j] += np.float64(table_value(r * ob[j], T, L))
+            elif mode == LOG_TABLE_STOCH:
+                for j in range(NI):
+                    acc[j] += np.float64(table_value_stoch(r * ob[j], T, L, smallest, key, c0 + np.uint64(j)))
+            elif mode == LOG_BITS:
+                for j in range(NI):
+                    acc[j] += np.float64(np.float32(bits_value(np.float64(r * ob[j]), alpha, e_min, flush)))
+            elif mode == LOG_BITS_STOCH:
+                for j in range(NI):
+                    acc[j] += np.float64(np.float32(bits_value_stoch(np.float64(r * ob[j]), alpha, e_min,
+                                                                     smallest, key, c0 + np.uint64(j))))
+            else:
+                ca = counter_a + base
+                for j in range(NI):
+                    q = np.float64(np.float32(quant_value(np.float64(r * ob[j]), P, key, c0 + np.uint64(j))))
+                    if fixed_acc:
+                        acc[j] = acc_add(acc[j], q, PA, key, ca + np.uint64(j))
+                    else:
+                        acc[j] += q
+        if fixed_acc:
+            for j in range(NI):
+                out[i, j] = np.float32(acc[j] * PA[8] + 0.0)
+        else:
+            for j in range(NI):
+                out[i, j] = np.float32(acc[j])
+
+
+@njit(parallel=True, cache=True)
+def per_example_update(R, O, P, PA, TL, mode, key, counter, counter_a, out):
+    """Fused ``out[i, j] = sum_b Q(R[b, i] * O[b, j])`` without the (batch, out, in) tensor.
+
+    One output row per parallel task; the batch is summed in order for every (i, j), so the
+    result equals ``reference.per_example_update`` bit for bit. PA[0] == 2: fixed accumulator
+    (then the general loop). ``(mode, TL)`` from ``kernel_mode`` of the update format: with float
+    accumulation, fixed nearest-even/saturate and the log formats run branch-free inner loops
+    (SIMD), stochastic underflow included; everything else the general one.
+    """
+    NO = R.shape[1]
+    idx, val, cnt = nonzero_columns(O, mode >= LOG_BITS and PA[0] != 2.0)
+    for i in prange(NO):
+        update_rows(R, O, P, PA, TL, mode, key, counter, counter_a, out, i, i + 1, idx, val, cnt)
+
+
+@njit(cache=True)
+def per_example_update_serial(R, O, P, PA, TL, mode, key, counter, counter_a, out):
+    """``per_example_update`` on the calling thread only."""
+    idx, val, cnt = nonzero_columns(O, mode >= LOG_BITS and PA[0] != 2.0)
+    update_rows(R, O, P, PA, TL, mode, key, counter, counter_a, out, 0, R.shape[1], idx, val, cnt)
 
 
 @njit(parallel=True, cache=True)
@@ -287,55 +598,6 @@ def sparse_product(R, indptr, indices, scale, out):
             for p in range(indptr[r], indptr[r + 1]):
                 acc += np.float64(R[b, indices[p]])
             out[b, r] = np.float32(acc * scale)
-
-
-@njit(parallel=True, cache=True)
-def per_example_update(R, O, P, PA, key, counter, counter_a, out):
-    """Fused ``out[i, j] = sum_b Q(R[b, i] * O[b, j])`` without the (batch, out, in) tensor.
-
-    One output row per parallel task; the batch is summed in order for every (i, j), so the
-    result equals ``reference.per_example_update`` bit for bit. PA[0] == 2: fixed accumulator.
-    Float accumulation with fixed nearest-even/saturate or deterministic log formats (with
-    e_min > -1022) runs a branch-free inner loop (SIMD); everything else the general one.
-    """
-    B, NO = R.shape
-    NI = O.shape[1]
-    fixed_acc = PA[0] == 2.0
-    mode = 0
-    if not fixed_acc and P[0] == 2.0 and P[5] == 0.0 and P[6] == 0.0:
-        mode = 1
-    elif not fixed_acc and P[0] == 1.0 and P[3] != 2.0 and P[2] > -1022.0:
-        mode = 2
-    sin, sout, lo, hi = P[7], P[8], P[9], P[10]
-    alpha, e_min, flush = P[1], np.int64(P[2]), P[3] == 1.0
-    for i in prange(NO):
-        acc = np.zeros(NI, np.float64)
-        for b in range(B):
-            r = R[b, i]
-            if mode == 1:
-                for j in range(NI):
-                    acc[j] += np.float64(np.float32(fixed_ne_sat(np.float64(r * O[b, j]), sin, sout, lo, hi)))
-            elif mode == 2:
-                for j in range(NI):
-                    q, under = log_level_fast(np.float64(r * O[b, j]), alpha, e_min)
-                    q = 0.0 if (under and flush) else q
-                    acc[j] += np.float64(np.float32(q + 0.0))
-            else:
-                base = np.uint64((b * NO + i) * NI)
-                c0 = counter + base
-                ca = counter_a + base
-                for j in range(NI):
-                    q = np.float64(np.float32(quant_value(np.float64(r * O[b, j]), P, key, c0 + np.uint64(j))))
-                    if fixed_acc:
-                        acc[j] = acc_add(acc[j], q, PA, key, ca + np.uint64(j))
-                    else:
-                        acc[j] += q
-        if fixed_acc:
-            for j in range(NI):
-                out[i, j] = np.float32(acc[j] * PA[8] + 0.0)
-        else:
-            for j in range(NI):
-                out[i, j] = np.float32(acc[j])
 
 
 @njit(parallel=True, cache=True)

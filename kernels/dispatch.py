@@ -9,8 +9,17 @@ Numba kernels through ``.numpy()`` views (no copies; non-contiguous inputs are c
 CUDA tensors reach the CUDA kernels through ``numba.cuda.as_cuda_array`` on torch's current
 stream. Functions return ``out`` when given, else a new array / tensor of the input's kind
 (NumPy arrays on the ``cuda`` backend are copied to the device and back).
+
+Per-call cost on the Numba backend is kept small, since the training loop quantizes arrays of
+~1000 elements thousands of times an epoch: a format's packed parameters, loop variant and level
+table are computed once per format (``_prep``), RNG keys once per seed, ``quantize_`` on a
+contiguous float32 CPU tensor takes a short path, and arrays below ``SERIAL_MAX_QUANTIZE``
+elements (``SERIAL_MAX_UPDATE`` products) run the kernels' serial twins, without a parallel launch.
 """
 from __future__ import annotations
+
+import functools
+import sys
 
 import numpy as np
 
@@ -92,18 +101,103 @@ def _wrap_like(result: np.ndarray, like, out):
     return result
 
 
+_CPU = None
+
+
 def _cpu():
-    from . import cpu
-    return cpu
+    """``kernels.cpu``, imported on first use (it imports Numba)."""
+    global _CPU
+    if _CPU is None:
+        from . import cpu
+        _CPU = cpu
+    return _CPU
+
+
+#: Below this many elements (quantize) or products (per-example update) the Numba CPU backend
+#: runs the serial twin of a kernel: starting the thread pool costs more than it saves there.
+SERIAL_MAX_QUANTIZE = 1 << 15
+SERIAL_MAX_UPDATE = 1 << 16
+_MOD64 = 1 << 64
+
+
+@functools.lru_cache(maxsize=256)
+def _prepared(fmt):
+    """``(P, mode, table)`` of a format (hashable, immutable): packed once, then reused."""
+    cpu = _cpu()
+    P = cpu.format_params(fmt)
+    mode, table = cpu.kernel_mode(fmt, P)
+    return P, mode, table
+
+
+_BY_ID: dict = {}                                  # id(fmt) -> (fmt, prepared): no hashing per call
+
+
+def _prep(fmt):
+    """``_prepared(fmt)``, looked up by object identity first (the entry keeps ``fmt`` alive)."""
+    hit = _BY_ID.get(id(fmt))
+    if hit is not None and hit[0] is fmt:
+        return hit[1]
+    try:
+        prepared = _prepared(fmt)
+    except TypeError:                              # an unhashable format-like object
+        return _prepared.__wrapped__(fmt)
+    if len(_BY_ID) >= 256:
+        _BY_ID.clear()
+    _BY_ID[id(fmt)] = (fmt, prepared)
+    return prepared
 
 
 def _params(fmt):
-    return _cpu().format_params(fmt)
+    return _prep(fmt)[0]
+
+
+_SEED_KEYS: dict = {}
+
+
+def _seed_key(seed):
+    """``splitmix64(seed)`` as np.uint64, computed once per seed."""
+    try:
+        key = _SEED_KEYS.get(seed)
+    except TypeError:                              # unhashable (e.g. a 0-d array)
+        return _cpu().seed_key(int(seed) % _MOD64)
+    if key is None:
+        key = _cpu().seed_key(int(seed) % _MOD64)
+        if len(_SEED_KEYS) >= 256:
+            _SEED_KEYS.clear()
+        _SEED_KEYS[seed] = key
+    return key
+
+
+def _u64(counter) -> np.uint64:
+    if type(counter) is int and 0 <= counter < _MOD64:
+        return np.uint64(counter)
+    return np.uint64(int(counter) % _MOD64)
 
 
 def _keys(seed, counter):
+    return _seed_key(seed), _u64(counter)
+
+
+def _quantize_numba(flat: np.ndarray, fmt, seed, counter, prepared=None) -> None:
+    """Numba quantization of a flat C-contiguous float32 array, in place."""
     cpu = _cpu()
-    return cpu.seed_key(seed), cpu.u64(counter)
+    P, mode, table = _prep(fmt) if prepared is None else prepared
+    kern = cpu.quantize_flat_serial if flat.size < SERIAL_MAX_QUANTIZE else cpu.quantize_flat
+    kern(flat, P, table, mode, _seed_key(seed), _u64(counter))
+
+
+def _cpu_flat(t):
+    """A flat float32 view of a C-contiguous CPU array / plain torch tensor, else None (slow path)."""
+    tp = type(t)
+    if tp is np.ndarray:
+        if t.dtype == np.float32 and t.flags.c_contiguous and t.flags.writeable:
+            return t.reshape(-1)
+        return None
+    torch = sys.modules.get("torch")
+    if torch is not None and tp is torch.Tensor and not t.is_cuda and t.dtype is torch.float32 \
+            and not t.requires_grad and t.is_contiguous():
+        return t.numpy().reshape(-1)
+    return None
 
 
 # --- CUDA plumbing ------------------------------------------------------------------------------
@@ -167,6 +261,13 @@ def quantize_(t, fmt, *, seed: int = 0, counter: int = 0, backend: str = "numpy"
 
     Element ``i`` (flat, C order) uses the RNG counter ``counter + i``.
     """
+    if backend == "auto" or backend == "numba":    # fast path: contiguous float32 on the CPU
+        flat = _cpu_flat(t)
+        if flat is not None:
+            prepared = _prep(fmt)
+            if prepared[0][0] != 0.0:              # KIND 0: Float32, nothing to do
+                _quantize_numba(flat, fmt, seed, counter, prepared)
+            return t
     be = _backend(backend, t)
     if getattr(fmt, "kind", None) == "float":
         return t
@@ -176,14 +277,12 @@ def quantize_(t, fmt, *, seed: int = 0, counter: int = 0, backend: str = "numpy"
     if be == "numpy":
         np.copyto(view, reference.quantize(view, fmt, seed=seed, counter=counter))
         return t
-    cpu = _cpu()
-    key, c = _keys(seed, counter)
     if view.flags.c_contiguous:
         flat = view.reshape(-1)
-        cpu.quantize_flat(flat, _params(fmt), key, c, flat)
+        _quantize_numba(flat, fmt, seed, counter)
     else:
         tmp = _c(view).reshape(-1)
-        cpu.quantize_flat(tmp, _params(fmt), key, c, tmp)
+        _quantize_numba(tmp, fmt, seed, counter)
         np.copyto(view, tmp.reshape(view.shape))
     return t
 
@@ -197,12 +296,9 @@ def quantize(x, fmt, *, seed: int = 0, counter: int = 0, out=None, backend: str 
     xv = _host(x, "quantize x")
     if be == "numpy":
         return _wrap_like(reference.quantize(xv, fmt, seed=seed, counter=counter), x, out)
-    cpu = _cpu()
-    key, c = _keys(seed, counter)
-    src = _c(xv).reshape(-1)
-    res = np.empty_like(src)
-    cpu.quantize_flat(src, _params(fmt), key, c, res)
-    return _wrap_like(res.reshape(xv.shape), x, out)
+    res = np.array(xv, dtype=np.float32, order="C")      # a copy, quantized in place
+    _quantize_numba(res.reshape(-1), fmt, seed, counter)
+    return _wrap_like(res, x, out)
 
 
 def _quantize_cuda(x, fmt, seed, counter, out):
@@ -345,8 +441,8 @@ def per_example_update(R, O, fmt, *, accumulator=None, seed: int = 0, counter: i
     _check_float32_out(out, shape, "per_example_update")
     cpu = _cpu()
     key, c0 = _keys(seed, counter)
-    ca = cpu.u64(counter + R.shape[0] * shape[0] * shape[1])
-    P, PA = _params(fmt), _params(A)
+    ca = _u64(counter + R.shape[0] * shape[0] * shape[1])
+    (P, mode, table), PA = _prep(fmt), _params(A)
     if be == "cuda":
         d = _Dev()
         dR, dO = d.arr(R, "R"), d.arr(O, "O")
@@ -363,7 +459,9 @@ def per_example_update(R, O, fmt, *, accumulator=None, seed: int = 0, counter: i
     elif _is_tensor(out) and not out.is_cuda and out.is_contiguous():
         direct = out.detach().numpy()
     res = direct if direct is not None else np.empty(shape, np.float32)
-    cpu.per_example_update(_c(Rv), _c(Ov), P, PA, key, c0, ca, res)
+    serial = R.shape[0] * shape[0] * shape[1] < SERIAL_MAX_UPDATE or shape[0] < 2
+    kern = cpu.per_example_update_serial if serial else cpu.per_example_update
+    kern(_c(Rv), _c(Ov), P, PA, table, mode, key, c0, ca, res)
     return out if direct is not None else _wrap_like(res, R, out)
 
 

@@ -74,16 +74,23 @@ def _f32(v: np.ndarray) -> np.ndarray:
 
 # --- quantizer cores on float64 values ----------------------------------------------------------
 
+def log_exponent(mag: np.ndarray, alpha: float) -> np.ndarray:
+    """``min(round(log2(mag/alpha)), 0)`` (float64) for float64 magnitudes ``mag > 0`` (inf included);
+    ``-inf`` where ``mag/alpha`` underflows float64. Non-decreasing in ``mag``."""
+    v = mag / alpha
+    m, E = np.frexp(v)
+    e = np.where(m >= SQRT_HALF, E, E - 1).astype(np.float64)
+    e[v >= 1.0] = 0.0                             # at or above alpha: the top level (also inf)
+    e[v == 0.0] = -np.inf                         # |x|/alpha underflowed float64
+    return e
+
+
 def _log_core(xd: np.ndarray, fmt, seed: int, counter: int) -> np.ndarray:
     """Log quantizer on flat float64 values; returns float64 grid values (before the float32 cast)."""
     mag = np.abs(xd)
     out = np.zeros_like(xd)
     nz = mag > 0                                  # exact zeros (and NaN) give 0
-    v = mag[nz] / fmt.alpha
-    m, E = np.frexp(v)
-    e = np.where(m >= SQRT_HALF, E, E - 1).astype(np.float64)
-    e[v >= 1.0] = 0.0                             # at or above alpha: the top level (also inf)
-    e[v == 0.0] = -np.inf                         # |x|/alpha underflowed float64
+    e = log_exponent(mag[nz], fmt.alpha)
     e_min = fmt.min_exponent
     q = np.ldexp(fmt.alpha, np.maximum(e, e_min).astype(np.int32))
     if fmt.underflow != "clip" and fmt.bits > 1:

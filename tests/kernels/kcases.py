@@ -8,6 +8,9 @@ import numpy as np
 
 from lowbit_rbp.formats import FixedPoint, Float32, LogQuant
 
+# The Numba kernels pick a loop per format (kernels.cpu.kernel_mode): threshold tables for log
+# formats with <= 8 levels (LOG_TABLE[_STOCH]), exponent bits for more levels with e_min > -1022
+# (LOG_BITS[_STOCH]), the general loop otherwise; every one of them appears here.
 LOG_FORMATS = [
     LogQuant(2, 3, "clip"),
     LogQuant(2, 1),                                 # 1 bit: sign only, underflow irrelevant
@@ -16,6 +19,13 @@ LOG_FORMATS = [
     LogQuant(2, 4, "stochastic", "full"),
     LogQuant(2.0 ** 1000, 12, "flush", "full"),       # e_min = -2047, quotients go subnormal
     LogQuant(1e-30, 12, "stochastic", "full"),
+    LogQuant(0.1, 3),                                # the default underflow (stochastic), table loop
+    LogQuant(2, 10, "clip"),                         # 10 levels: exponent-bits loops
+    LogQuant(0.1, 9, "stochastic"),
+    LogQuant(2, 5, "flush", "full"),                 # 16 levels
+    LogQuant(1e-40, 3, "stochastic"),                # levels are float32 subnormals
+    LogQuant(1e-45, 3, "clip"),                      # smallest level is 0 in float32: no table
+    LogQuant(2.0 ** 130, 3, "stochastic"),           # levels beyond float32's range (inf)
 ]
 FIXED_FORMATS = [
     FixedPoint(8, 6),
@@ -29,8 +39,8 @@ FIXED_FORMATS = [
 ]
 FORMATS = [Float32()] + LOG_FORMATS + FIXED_FORMATS
 
-# Per-example update: formats that take each inner loop (fixed nearest-even/saturate and
-# deterministic log run SIMD loops; the rest the general one) and accumulators.
+# Per-example update: formats that take each inner loop (fixed nearest-even/saturate and log
+# formats run SIMD loops, stochastic underflow included; the rest the general one) and accumulators.
 UPDATE_FORMATS = [
     FixedPoint(8, 8),
     FixedPoint(10, 8, rounding="stochastic"),
@@ -38,6 +48,8 @@ UPDATE_FORMATS = [
     LogQuant(2.0 ** -4, 5, "clip"),
     LogQuant(0.1, 4, "flush"),
     LogQuant(2.0 ** -4, 5, "stochastic"),
+    LogQuant(0.1, 9, "stochastic"),
+    LogQuant(2, 10, "clip"),
     LogQuant(2.0 ** 1000, 12, "flush", "full"),
     Float32(),
 ]

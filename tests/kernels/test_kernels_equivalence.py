@@ -258,7 +258,8 @@ def test_accumulate_fixed_saturation_order_matters():
 def test_import_compiles_nothing_and_does_not_import_numba_cuda():
     code = ("import sys; import kernels.dispatch, kernels.cpu as c;"
             "assert 'numba.cuda' not in sys.modules, 'numba.cuda imported';"
-            "ks=[c.quantize_flat, c.fixed_codes, c.lowbit_matmul, c.sparse_product, c.per_example_update, c.accumulate_fixed];"
+            "ks=[c.quantize_flat, c.quantize_flat_serial, c.fixed_codes, c.lowbit_matmul, c.sparse_product,"
+            " c.per_example_update, c.per_example_update_serial, c.accumulate_fixed];"
             "assert all(not k.signatures for k in ks), 'compiled at import'; print('lazy')")
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "lazy" in res.stdout, res.stderr

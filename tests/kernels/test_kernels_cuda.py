@@ -32,7 +32,8 @@ def _nvvm_or_skip():
 
 
 # NVVM contracts a*b + c into fma by default (fastmath stays off). That is harmless exactly when
-# the product is exact: the RNG's u24 * 2^-24 + y, and code * 2^-frac + 0.0 (no underflow).
+# the product is exact: code * 2^-frac + 0.0 (no underflow), and u24 * 2^-24 + y should the RNG's
+# uniform (now built from bits, without a multiply) ever be written as a product again.
 _FMA = re.compile(r"fma\.rn\.f64\s+%fd\d+,\s*(\S+),\s*(\S+),\s*(\S+);")
 
 

@@ -25,10 +25,12 @@ def augment_(x: torch.Tensor, translate: float, hflip: float, rng: np.random.Gen
         dy = rng.integers(-sy, sy + 1, size=b)
         dx = rng.integers(-sx, sx + 1, size=b)
         padded = F.pad(x, (sx, sx, sy, sy), mode="replicate")
-        for i in range(b):
-            # Output pixel (r, c) reads input pixel (r - dy, c - dx): the image moves by (dy, dx).
-            top, left = sy - int(dy[i]), sx - int(dx[i])
-            x[i].copy_(padded[i, :, top:top + h, left:left + w])
+        # Output pixel (r, c) reads input pixel (r - dy, c - dx): the image moves by (dy, dx). One
+        # gather for the whole batch: rows/cols index the padded images per example.
+        rows = torch.arange(h)[None, :] + torch.from_numpy(sy - dy)[:, None]          # (B, H)
+        cols = torch.arange(w)[None, :] + torch.from_numpy(sx - dx)[:, None]          # (B, W)
+        shifted = padded[torch.arange(b)[:, None, None], :, rows[:, :, None], cols[:, None, :]]   # (B, H, W, C)
+        x.copy_(shifted.permute(0, 3, 1, 2))
     if hflip:
         flip = torch.from_numpy(rng.random(b) < hflip)
         if bool(flip.any()):

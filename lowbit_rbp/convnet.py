@@ -29,11 +29,13 @@ import torch
 import torch.nn.functional as F
 
 from .errors import bad_value
-from .models import ACTIVATIONS, _activate_, fprime_from_output_, glorot, softmax_
+from .models import ACTIVATIONS, Net, _activate_, fprime_from_output_, glorot, softmax_
 
 
-class ConvNet:
+class ConvNet(Net):
     """Conv blocks then dense layers, softmax output; tensors batch-major ``(batch, C, H, W)``."""
+
+    eval_batch = 500    # a 32x32x64 pre-pool map is 256 KiB per example
 
     def __init__(self, input_shape, conv_channels, hidden, n_classes, activation: str = "tanh",
                  init: str = "glorot_normal", rng: np.random.Generator | None = None, *,
@@ -74,10 +76,6 @@ class ConvNet:
         self.W_fwd = list(self.W)      # the weights as the last forward used them (quantized or W)
         self._pre: dict[int, torch.Tensor] = {}     # post-activation, pre-pool maps of the last forward
         self._idx: dict[int, torch.Tensor] = {}     # their max-pool winner indices
-
-    @property
-    def n_layers(self) -> int:
-        return len(self.W)
 
     def new_activations(self, batch: int) -> list[torch.Tensor]:
         return [torch.empty(batch, *s) for s in self.shapes]
@@ -155,20 +153,6 @@ class ConvNet:
             return m
         cout, cin, kh, kw = self.W[k].shape
         return m.reshape(cout, kh, kw, cin).permute(0, 3, 1, 2).contiguous()
-
-    def predict_proba(self, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
-        out = torch.empty(x.shape[0], self.sizes[-1])
-        for start in range(0, x.shape[0], batch):
-            xb = x[start:start + batch]
-            out[start:start + batch] = self.forward(xb, self.new_activations(xb.shape[0]))[-1]
-        return out
-
-    def state(self) -> dict:
-        return {"W": [w.clone() for w in self.W], "b": [b.clone() for b in self.b]}
-
-    def load_state(self, state: dict) -> None:
-        for dst, src in zip(self.W + self.b, state["W"] + state["b"]):
-            dst.copy_(src)
 
 
 def _glorot_kernel(shape, fan_in: int, fan_out: int, init: str, rng: np.random.Generator) -> torch.Tensor:

@@ -42,14 +42,7 @@ FOUNDATION = (
 
 DEMO = FOUNDATION[:3]
 
-CIFAR10 = (
-    _v("BP", "baseline", "bp"),
-    _v("RBP", "baseline", "rbp"),
-    _v("SRBP", "baseline", "srbp"),
-    _v("Top only", "baseline", "top"),
-    _v("BP no f'", "no_fprime", "bp", "channel.fprime=false"),
-    _v("RBP no f'", "no_fprime", "rbp", "channel.fprime=false"),
-    _v("SRBP no f'", "no_fprime", "srbp", "channel.fprime=false"),
+CIFAR10 = FOUNDATION[:7] + (   # baseline and no-f' rows as on MNIST, then the sparse rows
     _v("RBP sparse-8", "sparse_8", "rbp", "channel.feedback='sparse:n=8'"),
     _v("SRBP sparse-8", "sparse_8", "srbp", "channel.feedback='sparse:n=8'"),
     _v("RBP sparse-2", "sparse_2", "rbp", "channel.feedback='sparse:n=2'"),

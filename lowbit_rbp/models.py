@@ -26,7 +26,35 @@ def glorot(shape_out_in: tuple[int, int], init: str, rng: np.random.Generator) -
     raise bad_value("model.init", init, "glorot_normal, glorot_uniform")
 
 
-class MLP:
+class Net:
+    """What every forward net shares: evaluation in chunks and checkpoint state of ``W``/``b``."""
+
+    eval_batch = 2000   # examples per evaluation chunk
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.W)
+
+    def predict_proba(self, x: torch.Tensor, batch: int | None = None) -> torch.Tensor:
+        batch = batch or self.eval_batch
+        out = torch.empty(x.shape[0], self.sizes[-1])
+        acts = self.new_activations(min(batch, max(1, x.shape[0])))
+        for start in range(0, x.shape[0], batch):
+            xb = x[start:start + batch]
+            if xb.shape[0] != acts[0].shape[0]:
+                acts = self.new_activations(xb.shape[0])
+            out[start:start + batch] = self.forward(xb, acts)[-1]
+        return out
+
+    def state(self) -> dict:
+        return {"W": [w.clone() for w in self.W], "b": [b.clone() for b in self.b]}
+
+    def load_state(self, state: dict) -> None:
+        for dst, src in zip(self.W + self.b, state["W"] + state["b"]):
+            dst.copy_(src)
+
+
+class MLP(Net):
     """Fully connected net, hidden activation ``activation``, softmax output."""
 
     def __init__(self, sizes, activation: str = "tanh", init: str = "glorot_normal",
@@ -47,10 +75,6 @@ class MLP:
         # ``forward_quant`` (lowbit_rbp.forward_quant) is set; BP sends its signal through these.
         self.forward_quant = forward_quant
         self.W_fwd = list(self.W)
-
-    @property
-    def n_layers(self) -> int:
-        return len(self.W)
 
     def new_activations(self, batch: int) -> list[torch.Tensor]:
         return [torch.empty(batch, n) for n in self.sizes]
@@ -101,23 +125,6 @@ class MLP:
 
     def as_kernel(self, k: int, m: torch.Tensor) -> torch.Tensor:
         return m
-
-    def predict_proba(self, x: torch.Tensor, batch: int = 2000) -> torch.Tensor:
-        out = torch.empty(x.shape[0], self.sizes[-1])
-        acts = self.new_activations(min(batch, max(1, x.shape[0])))
-        for start in range(0, x.shape[0], batch):
-            xb = x[start:start + batch]
-            if xb.shape[0] != acts[0].shape[0]:
-                acts = self.new_activations(xb.shape[0])
-            out[start:start + batch] = self.forward(xb, acts)[-1]
-        return out
-
-    def state(self) -> dict:
-        return {"W": [w.clone() for w in self.W], "b": [b.clone() for b in self.b]}
-
-    def load_state(self, state: dict) -> None:
-        for dst, src in zip(self.W + self.b, state["W"] + state["b"]):
-            dst.copy_(src)
 
 
 def fprime_from_output_(activation: str, o: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

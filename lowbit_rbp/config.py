@@ -118,6 +118,10 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     backend: str = "auto"
     threads: int = 0
+    # How two or more threads are used on a dense float MLP: "blas" hands each GEMM to a
+    # multi-threaded BLAS; "split" runs the two halves of each minibatch on two threads
+    # (lowbit_rbp.split). Which is faster depends on the machine (bench_epoch.py measures both).
+    parallel: str = "blas"
     name: str = ""
 
     def validate(self) -> "RunConfig":
@@ -132,6 +136,7 @@ class RunConfig:
         d = self.to_dict()
         d.pop("name")
         d.pop("threads")
+        d.pop("parallel")
         d.pop("backend")
         # Fields added after results were stored leave the hash alone at their defaults, so
         # every stored run keeps its key.
@@ -148,7 +153,8 @@ class RunConfig:
 SECTIONS = {"model": ModelConfig, "channel": ChannelConfig, "formats": FormatsConfig, "train": TrainConfig}
 LATER_FIELDS = (("model", "conv"), ("model", "conv_kernel"), ("model", "pool"), ("model", "pool_stride"),
                 ("model", "weight_bits"), ("model", "act_bits"), ("train", "translate"), ("train", "hflip"))
-TOP_LEVEL = ("backend", "threads", "name")
+TOP_LEVEL = ("backend", "threads", "parallel", "name")
+PARALLEL_MODES = ("blas", "split")
 
 
 def describe(cfg: RunConfig) -> str:
@@ -340,3 +346,5 @@ def _validate(cfg: RunConfig) -> None:
         raise bad_value("backend", cfg.backend, ", ".join(BACKENDS))
     if cfg.threads < 0:
         raise bad_value("threads", cfg.threads, "an integer >= 0 (0 = library default)")
+    if cfg.parallel not in PARALLEL_MODES:
+        raise bad_value("parallel", cfg.parallel, ", ".join(PARALLEL_MODES))

@@ -8,7 +8,8 @@ two partial gradients are added. The halves and the summation order are fixed, s
 deterministic for a given thread count; it differs from the 1-thread arithmetic by float rounding
 only (the same holds for a multi-threaded BLAS).
 
-Used only where every half sees the same channel: float formats, no channel randomness (dropout,
+Opt-in (``parallel = "split"``): on some machines a 2-thread BLAS is faster (see
+benchmarks/bench_epoch.py, which times both). Used only where every half sees the same channel: float formats, no channel randomness (dropout,
 resampling), no channel state updated by the step (adaptive, sign-concordant), full updates,
 dense layers, no forward quantization, no op tally.
 """
@@ -24,7 +25,8 @@ MIN_HALF = 32
 
 def eligible(cfg, net, channel, batch: int, threads: int) -> bool:
     c = cfg.channel
-    return (threads >= 2 and batch >= 2 * MIN_HALF and all(kind == "dense" for kind in net.kinds)
+    return (cfg.parallel == "split" and threads >= 2 and batch >= 2 * MIN_HALF
+            and all(kind == "dense" for kind in net.kinds)
             and net.forward_quant is None and channel.tally is None and not channel.quantized_update
             and not any(q.active for q in (channel.q_error, channel.q_signal, channel.q_feedback))
             and not (c.dropout or c.resample or channel.adaptive or c.per_weight)

@@ -24,7 +24,7 @@ def test_toml_file_and_overrides(tmp_path):
 
 def test_config_hash_tracks_results_not_names():
     a = RunConfig()
-    assert a.config_hash() == apply_overrides(a, ["name='x'", "threads=1"]).config_hash()
+    assert a.config_hash() == apply_overrides(a, ["name='x'", "threads=1", "parallel=split"]).config_hash()
     assert a.config_hash() != apply_overrides(a, ["train.seed=1"]).config_hash()
 
 
@@ -45,6 +45,7 @@ def test_config_hash_tracks_results_not_names():
     (["train.epochs=0"], ["train.epochs", "0"]),
     (["channel.fixed_top=5"], ["5", "0..4"]),
     (["model.dataset=imagenet"], ["imagenet", "mnist"]),
+    (["parallel=openmp"], ["openmp", "blas, split"]),
 ])
 def test_bad_config_names_value_and_allowed(overrides, words):
     with pytest.raises(ConfigError) as exc:

@@ -100,7 +100,8 @@ def test_split_minibatch_on_two_threads_matches_one_thread(tiny_data, algorithm)
     old = torch.get_num_threads()
     results = {}
     for threads in (1, 2):
-        tr = Trainer(cfg_of(f"channel.algorithm={algorithm}", "train.batch_size=64", f"threads={threads}"), tiny_data)
+        tr = Trainer(cfg_of(f"channel.algorithm={algorithm}", "train.batch_size=64", f"threads={threads}",
+                            "parallel=split"), tiny_data)
         before = torch.get_num_threads()
         loss, acc, _ = tr.train_epoch()
         results[threads] = (tr, loss, acc)
@@ -114,8 +115,10 @@ def test_split_minibatch_on_two_threads_matches_one_thread(tiny_data, algorithm)
 
 
 @pytest.mark.parametrize("extra", [["channel.dropout=0.2"], ["formats.error='log:alpha=2,bits=3'"],
-                                   ["channel.algorithm=arbp"], ["train.batch_size=40"]])
+                                   ["channel.algorithm=arbp"], ["train.batch_size=40"],
+                                   ["parallel=blas"]])
 def test_split_is_not_used_where_halves_would_differ(tiny_data, extra):
-    tr = Trainer(cfg_of("channel.algorithm=rbp", "train.batch_size=64", "threads=2", *extra), tiny_data)
+    tr = Trainer(cfg_of("channel.algorithm=rbp", "train.batch_size=64", "threads=2", "parallel=split", *extra),
+                 tiny_data)
     tr.train_epoch()
     assert tr._split is None

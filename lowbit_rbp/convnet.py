@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import bad_value
-from .models import ACTIVATIONS, Net, _activate_, fprime_from_output_, glorot, softmax_
+from .models import ACTIVATIONS, Net, _activate_, glorot, softmax_
 
 
 class ConvNet(Net):
@@ -105,9 +105,6 @@ class ConvNet(Net):
                         fq.activation_(k, out)
         softmax_(acts[-1])
         return acts
-
-    def fprime_(self, o: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        return fprime_from_output_(self.activation, o, out)
 
     # --- the learning channel's view of the layers ------------------------------------------
     def route(self, k: int, r: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ def glorot(shape_out_in: tuple[int, int], init: str, rng: np.random.Generator) -
 
 
 class Net:
-    """What every forward net shares: evaluation in chunks and checkpoint state of ``W``/``b``."""
+    """What every forward net shares: f' from the outputs, evaluation in chunks, checkpoint state."""
 
     eval_batch = 2000   # examples per evaluation chunk
 
@@ -45,6 +45,10 @@ class Net:
                 acts = self.new_activations(xb.shape[0])
             out[start:start + batch] = self.forward(xb, acts)[-1]
         return out
+
+    def fprime_(self, o: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Write f'(S) into ``out``, computed from the layer's output ``o``."""
+        return fprime_from_output_(self.activation, o, out)
 
     def state(self) -> dict:
         return {"W": [w.clone() for w in self.W], "b": [b.clone() for b in self.b]}
@@ -95,10 +99,6 @@ class MLP(Net):
                     fq.activation_(k, out)
         softmax_(acts[-1])
         return acts
-
-    def fprime_(self, o: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """Write f'(S) into ``out``, computed from the layer's output ``o``."""
-        return fprime_from_output_(self.activation, o, out)
 
     # --- the learning channel's view of the layers (the same interface as ConvNet) -----------
     @property

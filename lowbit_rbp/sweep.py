@@ -317,7 +317,9 @@ def run_sweep(sweep, store_path, *, workers: int = 1, executor: str = "local", s
         for r in sweep.runs:
             store.add_pending(r.config, r.tags)
         done = {x["config_hash"] for x in store.runs() if x["status"] in ("finished", "diverged")}
-    todo = [r for r in sweep.runs if r.config.config_hash() not in done]
+    # Seed-major: every row's first seed before any row's second, so a sweep stopped part-way
+    # still covers the whole grid.
+    todo = sorted((r for r in sweep.runs if r.config.config_hash() not in done), key=lambda r: r.config.train.seed)
     summary = SweepSummary(len(sweep.runs), {}, [r.config.config_hash() for r in sweep.runs
                                                  if r.config.config_hash() in done], [])
     bar = tqdm(total=len(sweep.runs), initial=len(summary.skipped), desc=f"{sweep.name}: runs", disable=not progress,
@@ -347,8 +349,15 @@ def run_sweep(sweep, store_path, *, workers: int = 1, executor: str = "local", s
             with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                      initargs=(nthreads,)) as pool:
                 futs = [pool.submit(run_one, *job) for job in jobs]
-                for f in as_completed(futs):
-                    note(f.result())
+                try:
+                    for f in as_completed(futs):
+                        note(f.result())
+                except KeyboardInterrupt:
+                    # Queued runs must not start while the pool winds down; the running ones were
+                    # interrupted too (the terminal signals the whole process group) and stay
+                    # 'running' in the store, to be redone by the next sweep.
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
     else:
         from distributed import Client, as_completed
         own = None

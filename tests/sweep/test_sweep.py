@@ -47,6 +47,15 @@ def test_uninterrupted_sweep_and_rerun_skips(tmp_path, reference):
     assert snapshot(tmp_path / "a.db") == reference
 
 
+def test_sweep_runs_seed_major(tmp_path):
+    """Every row's seed 0 runs before any row's seed 1, so a sweep stopped part-way covers the grid."""
+    sweep = helper.sweep()
+    seed_of = {r.config.config_hash(): r.config.train.seed for r in sweep.runs}
+    assert [seed_of[r.config.config_hash()] for r in sweep.runs] != sorted(seed_of.values())  # file order differs
+    s = run_sweep(sweep, tmp_path / "order.db", data=helper.DATA_SPEC, progress=False, threads=1)
+    assert [seed_of[h] for h in s.ran] == [0, 0, 0, 1, 1, 1]
+
+
 def _wait_for(pred, timeout=60):
     t0 = time.time()
     while time.time() - t0 < timeout:

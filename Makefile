@@ -25,8 +25,12 @@ test-slow: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/lowbit-rbp demo --epochs 2
 
+# Every benchmark, each writing its Markdown report (about 10 minutes; run on an idle machine).
 bench: $(STAMP)
-	$(PY) benchmarks/bench_epoch.py --markdown reports/bench_epoch.md
+	$(PY) benchmarks/bench_epoch.py --threads 1,2 --repeats 5 --markdown reports/bench_epoch.md
+	$(PY) benchmarks/bench_quantized_epoch.py --threads 1,2 --repeats 3 --markdown reports/bench_quantized_epoch.md
+	$(PY) benchmarks/bench_update.py --threads 1,2 --repeats 7 --markdown reports/bench_update.md
+	$(PY) benchmarks/bench_cifar.py --threads 2 --steps 4 --repeats 3 --markdown reports/bench_cifar.md
 
 # The MNIST foundation table (20 epochs, seeds 0-2): about 10 minutes on 2 cores.
 reports: $(STAMP)

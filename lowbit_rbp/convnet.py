@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import bad_value
-from .models import ACTIVATIONS, Net, _activate_, glorot, softmax_
+from .models import ACTIVATIONS, Net, glorot, softmax_
 
 
 class ConvNet(Net):
@@ -88,9 +88,7 @@ class ConvNet(Net):
             w = self.W_fwd[k] = fq.weight(k, self.W[k]) if fq is not None else self.W[k]
             if self.kinds[k] == "conv":
                 s = F.conv2d(acts[k], w, self.b[k], padding=self.pad)
-                _activate_(s, self.activation)
-                if fq is not None:
-                    fq.activation_(k, s)
+                self._activate_hidden_(k, s)
                 self._pre[k] = s
                 acts[k + 1], self._idx[k] = F.max_pool2d(s, self.pool, self.pool_stride, self.pool_pad,
                                                          return_indices=True)
@@ -100,9 +98,7 @@ class ConvNet(Net):
                     out = acts[k + 1] = torch.empty(acts[k].shape[0], *self.shapes[k + 1])
                 torch.addmm(self.b[k], acts[k].reshape(acts[k].shape[0], -1), w.T, out=out)
                 if k < last:
-                    _activate_(out, self.activation)
-                    if fq is not None:
-                        fq.activation_(k, out)
+                    self._activate_hidden_(k, out)
         softmax_(acts[-1])
         return acts
 

@@ -46,6 +46,12 @@ class Net:
             out[start:start + batch] = self.forward(xb, acts)[-1]
         return out
 
+    def _activate_hidden_(self, k: int, s: torch.Tensor) -> None:
+        """Hidden layer k's activation in place, then its forward quantizer (Brevitas) if any."""
+        _activate_(s, self.activation)
+        if self.forward_quant is not None:
+            self.forward_quant.activation_(k, s)
+
     def fprime_(self, o: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Write f'(S) into ``out``, computed from the layer's output ``o``."""
         return fprime_from_output_(self.activation, o, out)
@@ -94,9 +100,7 @@ class MLP(Net):
                 self.W_fwd[k] = fq.weight(k, self.W[k])
             torch.addmm(self.b[k], acts[k], self.W_fwd[k].T, out=out)
             if k < last:
-                _activate_(out, self.activation)
-                if fq is not None:
-                    fq.activation_(k, out)
+                self._activate_hidden_(k, out)
         softmax_(acts[-1])
         return acts
 

@@ -307,7 +307,7 @@ def plot_curves(groups, path) -> bool:
     fams = [(name, desc) for name, desc in FAMILIES if any(_family(g) == name for g in sel)]
     ncols = min(3, len(fams))
     nrows = math.ceil(len(fams) / ncols)
-    fig, axes = new_figure(5.4 * ncols, 3.9 * nrows, nrows, ncols)
+    fig, axes = new_figure(5.4 * ncols, 4.8 * nrows, nrows, ncols)
     axes = axes if isinstance(axes, list) else [axes]
     for ax, (name, desc) in zip(axes, fams):
         style_n: dict = {}
@@ -320,12 +320,16 @@ def plot_curves(groups, path) -> bool:
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel("test accuracy (%)", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=6.5, loc="best")
+        if len(ax.get_lines()) > 6:
+            # A crowded panel: the legend goes under the axes, where it hides no curve.
+            ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+        else:
+            ax.legend(fontsize=6.5, loc="best")
     for ax in axes[len(fams):]:
         ax.set_visible(False)
     fig.suptitle("Training curves: test accuracy after each epoch\n" + protocol_line(sel, "mean"),
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))   # room for the two-line title
     return save(fig, path)
 
 

@@ -129,8 +129,9 @@ def expand(variants, seeds, base_overrides=()) -> list[tuple[Variant, RunConfig]
     runs = []
     for s in seeds:
         for v in variants:
+            # The label TOML-quoted (a basic string), since labels such as "BP no f'" hold quotes.
             cfg = apply_overrides(RunConfig(), [*base_overrides, *v.overrides, f"train.seed={s}",
-                                                f"name='{v.label}'"])
+                                                f"name={json.dumps(v.label)}"])
             runs.append((v, cfg))
     return runs
 

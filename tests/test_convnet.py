@@ -11,7 +11,7 @@ from lowbit_rbp.channel import make_channel
 from lowbit_rbp.config import RunConfig, apply_overrides
 from lowbit_rbp.convnet import ConvNet
 from lowbit_rbp.errors import ConfigError
-from lowbit_rbp.experiments import CIFAR10, CIFAR10_PROTOCOL
+from lowbit_rbp.experiments import CIFAR10, CIFAR10_PROTOCOL, FOUNDATION, expand
 from lowbit_rbp.feedback import build_feedback
 
 SMALL = ["model.dataset=cifar10-subset", "model.conv=[4,5]", "model.hidden=[7]"]
@@ -233,3 +233,12 @@ def test_cost_model_reads_the_same_conv_config_as_the_trainer():
     net = ConvNet((3, 32, 32), cfg.model.conv, cfg.model.hidden, 10)
     assert [layer.n_out for layer in layers] == net.sizes[1:]          # 16384, 4096, 1024, 1024, 10
     assert [layer.n_in for layer in layers] == net.sizes[:-1]
+
+
+def test_experiment_runs_carry_their_variant_labels_and_keep_their_hashes():
+    """Labels with a quote (BP no f') reach the config's name intact; the name is not in the hash."""
+    runs = expand(FOUNDATION, [0])
+    assert [cfg.name for _, cfg in runs] == [v.label for v in FOUNDATION]
+    assert "BP no f'" in [cfg.name for _, cfg in runs]
+    for v, cfg in runs:
+        assert cfg.config_hash() == apply_overrides(cfg, ["name='x'"]).config_hash()

@@ -206,7 +206,7 @@ class Channel:
             if self.use_fprime:
                 if self.tally is not None:
                     self.tally.fprime(k, r)
-                r.mul_(net.fprime_(acts[k + 1], self.fp[k]))
+                net.mul_fprime_(r, acts[k + 1], self.fp[k])
             if self.quantize_after:
                 self.q_signal(r)
             self.R[k] = net.route(k, r)

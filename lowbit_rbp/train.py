@@ -47,6 +47,31 @@ class RunResult:
         return self.epochs[-1]
 
 
+class EpochScores:
+    """Every training example's probability of its true class and its predicted class, written
+    as minibatches finish; the epoch's loss and accuracy are reduced once, at its end. Two small
+    ops per minibatch instead of eight (about 40 us of a 1.8 ms MNIST step)."""
+
+    def __init__(self, n: int):
+        self.p_true = torch.empty(n, 1)
+        self.pred = torch.empty(n, dtype=torch.long)
+        self._p_true_np = self.p_true.numpy().reshape(-1)
+
+    def record(self, start: int, probs: torch.Tensor, labels: torch.Tensor) -> bool:
+        """Score the examples ``start..start+len(probs)``; False if any probability is NaN (a
+        non-finite weight reaches every output, so this is the divergence check)."""
+        end = start + probs.shape[0]
+        torch.gather(probs, 1, labels.unsqueeze(1), out=self.p_true[start:end])
+        torch.argmax(probs, 1, out=self.pred[start:end])
+        return math.isfinite(self._p_true_np[start:end].sum())
+
+    def totals(self, labels: torch.Tensor) -> tuple[float, int]:
+        """(summed cross-entropy, correct count) of the first ``len(labels)`` examples, in order."""
+        seen = labels.shape[0]
+        loss = -float(self.p_true[:seen].clamp_min(1e-30).double().log_().sum())
+        return loss, int((self.pred[:seen] == labels).sum())
+
+
 def seed_streams(seed: int):
     """Independent generators for data order, initial weights and feedback matrices."""
     data_ss, init_ss, fb_ss = np.random.SeedSequence(seed).spawn(3)
@@ -95,6 +120,7 @@ class Trainer:
         self.augment = (t.translate, t.hflip) if (t.translate or t.hflip) else None
         self.threads = cfg.threads or torch.get_num_threads()
         self._split = None           # lowbit_rbp.split.SplitBatch, built on first use
+        self._scores = None          # EpochScores, built on first use
 
     def lr(self) -> float:
         t = self.cfg.train
@@ -119,8 +145,9 @@ class Trainer:
             torch.set_num_threads(threads_before)
 
     def _epoch(self, order, n, split_batch, progress):
-        loss_sum = 0.0
-        correct = 0
+        if self._scores is None or self._scores.pred.shape[0] != n:
+            self._scores = EpochScores(n)
+        scores = self._scores
         seen = 0
         mom = self.cfg.train.momentum
         net, ch = self.net, self.channel
@@ -132,18 +159,14 @@ class Trainer:
             yb = self.y_train_t[idx]
             self.tb.zero_().scatter_(1, yb.unsqueeze(1), 1.0)
             if split_batch is not None:
-                batch_loss, batch_correct = split_batch.step(yb, self.grads, self.bias_grads)
+                finite = split_batch.step(scores, start, yb, self.grads, self.bias_grads)
             else:
                 acts = net.forward(self.xb, self.acts)
-                probs = acts[-1]
-                p_true = probs.gather(1, yb.unsqueeze(1))
-                batch_loss = -float(p_true.clamp_min_(1e-30).log_().sum())
-                batch_correct = int((probs.argmax(1) == yb).sum())
-            loss_sum += batch_loss
-            correct += batch_correct
+                finite = scores.record(start, acts[-1], yb)
             seen += self.batch
-            if not math.isfinite(loss_sum):
-                return float("nan"), correct / max(seen, 1), True
+            if not finite:
+                _, correct = scores.totals(self.y_train_t[order[:seen]])
+                return float("nan"), correct / seen, True
             if split_batch is None:
                 R = ch.signals(net, acts, self.tb)
             lr = self.lr()
@@ -169,6 +192,7 @@ class Trainer:
             if progress is not None:
                 progress.update(1)
         diverged = not all(bool(torch.isfinite(w).all()) for w in net.W)
+        loss_sum, correct = scores.totals(self.y_train_t[order[:seen]])
         return loss_sum / max(seen, 1), correct / max(seen, 1), diverged
 
     def _apply(self, k: int, g: torch.Tensor, gb: torch.Tensor, scale: float, mom: float) -> None:

@@ -122,3 +122,44 @@ def test_split_is_not_used_where_halves_would_differ(tiny_data, extra):
                  tiny_data)
     tr.train_epoch()
     assert tr._split is None
+
+
+@pytest.mark.parametrize("activation", ["tanh", "logistic", "relu", "linear"])
+def test_fused_fprime_product_equals_fprime_times_signal(activation):
+    """``mul_fprime_`` (two fused ops for tanh/logistic) equals building f' and multiplying."""
+    from lowbit_rbp.models import fprime_from_output_, mul_fprime_from_output_, _activate_
+    g = torch.Generator().manual_seed(3)
+    o = torch.randn(37, 23, generator=g)
+    _activate_(o, activation)
+    r = torch.randn(37, 23, generator=g)
+    expected = r.double() * fprime_from_output_(activation, o, torch.empty_like(o)).double()
+    got = mul_fprime_from_output_(activation, r.clone(), o, torch.empty_like(o))
+    assert torch.allclose(got.double(), expected, rtol=0, atol=1e-6)
+    assert not torch.equal(got, r) or activation == "linear"
+
+
+def test_tanh_and_in_place_softmax_match_float64():
+    from lowbit_rbp.models import _activate_, softmax_
+    s = torch.randn(64, 130, generator=torch.Generator().manual_seed(4)) * 3
+    t = s.clone()
+    _activate_(t, "tanh")
+    assert float((t.double() - s.double().tanh()).abs().max()) < 3e-7
+    logits = s[:, :10] * 10
+    p = logits.clone()
+    assert softmax_(p) is p
+    assert float((p.double() - logits.double().softmax(1)).abs().max()) < 1e-6
+
+
+def test_epoch_scores_reduce_to_loss_and_accuracy_and_catch_nan():
+    scores = train_mod.EpochScores(6)
+    probs = torch.tensor([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]])
+    labels = torch.tensor([0, 0, 1])
+    assert scores.record(0, probs, labels)
+    assert scores.record(3, probs.flip(1), labels.flip(0))
+    loss, correct = scores.totals(torch.cat([labels, labels.flip(0)]))
+    p_true = [0.7, 0.2, 0.4, 0.7, 0.8, 0.4]     # second minibatch: flipped columns, labels 1, 0, 0
+    assert loss == pytest.approx(-sum(np.log(p_true)), rel=1e-6)
+    assert correct == 3                          # predictions 0 1 0 | 1 0 1 against 0 0 1 | 1 0 0
+    bad = probs.clone()
+    bad[2, 1] = float("nan")
+    assert not scores.record(0, bad, labels)

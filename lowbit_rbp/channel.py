@@ -174,7 +174,8 @@ class Channel:
         """Layer k's received signal J^k: through layer k+1's backward operator with ``matrix(k)``
         (layer to layer), or a dense map from the source layer (skipped)."""
         if self.skipped:
-            torch.mm(self.R[self.source(k)], self.matrix(k, net), out=out.view(out.shape[0], -1))
+            flat = out if out.dim() == 2 else out.view(out.shape[0], -1)   # conv blocks: (B, C, H, W)
+            torch.mm(self.R[self.source(k)], self.matrix(k, net), out=flat)
             return out
         return net.backward_input(k + 1, self.R[k + 1], self.matrix(k, net), out)
 

@@ -151,6 +151,8 @@ class Trainer:
         seen = 0
         mom = self.cfg.train.momentum
         net, ch = self.net, self.channel
+        trained = [k for k in range(net.n_layers) if ch.trains(k)]
+        fused = [not mom and ch.plain_update(k) and kind == "dense" for k, kind in enumerate(net.kinds)]
         for start in range(0, n - self.batch + 1, self.batch):
             idx = order[start:start + self.batch]
             torch.index_select(self.x_train, 0, idx, out=self.xb)
@@ -171,17 +173,16 @@ class Trainer:
                 R = ch.signals(net, acts, self.tb)
             lr = self.lr()
             scale = lr / self.batch
-            for k in range(net.n_layers):
-                if not ch.trains(k):
-                    continue
+            for k in trained:
                 if split_batch is not None:
                     g, gb = self.grads[k], self.bias_grads[k]
                     self._apply(k, g, gb, scale, mom)
                     continue
                 gb = net.bias_grad(k, R[k], self.bias_grads[k])
-                if not mom and ch.plain_update(k) and net.kinds[k] == "dense":
+                if fused[k]:
                     # Fused W += scale * R^T O: one BLAS call, no gradient buffer round trip.
-                    net.W[k].addmm_(R[k].T, acts[k].reshape(self.batch, -1), alpha=scale)
+                    a = acts[k] if acts[k].dim() == 2 else acts[k].reshape(self.batch, -1)
+                    net.W[k].addmm_(R[k].T, a, alpha=scale)
                     net.b[k].add_(gb, alpha=scale)
                     continue
                 g = ch.weight_gradient(k, net, acts, self.grads[k])

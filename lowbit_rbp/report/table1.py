@@ -224,12 +224,13 @@ def _sign(x: float) -> int:
     return (x > 1e-9) - (x < -1e-9)
 
 
-def ordering(row: str, c: dict) -> dict:
-    """Compare the order of the algorithms in our row with the paper's. Returns paper / ours order
+def ordering(row: str, c: dict, paper_table: dict = MNIST_TABLE1) -> dict:
+    """Compare the order of the algorithms in our row with the paper's. ``c`` maps (row, column) to a
+    cell with the finished runs' accuracies (``{"acc": [...]}``). Returns paper / ours order
     strings, ``status`` (no results yet | incomplete | same | differs), and ``pairs``: the pairs the two
     rank differently, each with our gap, our combined seed sd sqrt(sd_a^2 + sd_b^2) and whether the gap is
     within it, and the same for the paper where it gives sds. Pairs the paper ties are not checked."""
-    paper = MNIST_TABLE1[row]
+    paper = paper_table[row]
     ours = {col: _stats(c.get((row, col))) for col in paper}
     have = {col: s for col, s in ours.items() if s is not None}
     res = {"paper": _order_text({k: v[0] for k, v in paper.items()}), "ours": "", "pairs": [],
@@ -260,7 +261,7 @@ def ordering(row: str, c: dict) -> dict:
     return res
 
 
-def _check_text(o: dict) -> str:
+def check_text(o: dict) -> str:
     if o["status"] == "no results yet":
         return "no results yet"
     miss = f" ({', '.join(NAMES[m] for m in o['missing'])} not run yet)" if o["missing"] else ""
@@ -384,7 +385,7 @@ def markdown(results: list[dict], command: str) -> str:
               "without enough results.", "",
               "| row | paper order | our order | check |", "|---|---|---|---|"]
     for row, o in checks.items():
-        lines.append(f"| {row} | {o['paper']} | {o['ours'] or '-'} | {_check_text(o)} |")
+        lines.append(f"| {row} | {o['paper']} | {o['ours'] or '-'} | {check_text(o)} |")
     lines += ["", "## Differences explained", "", COMMON, ""]
     for row in MNIST_TABLE1:
         lines += explain_markdown(row, c, results)

@@ -77,7 +77,7 @@ def test_table1_ordering_check_flags_and_spread():
     p = sp2["pairs"][0]
     assert (p["ours_ahead"], p["paper_ahead"]) == ("srbp", "rbp") and abs(p["gap"] - 1.7) < 1e-9
     assert not p["within"] and p["paper_within"]         # 0.5 <= sqrt(0.5^2 + 0.2^2)
-    text = table1._check_text(sp2)
+    text = table1.check_text(sp2)
     assert "**differs**" in text and "outside our seeds' sd" in text and "within its sd" in text
     sp1 = table1.ordering("sparse_1", c)
     assert sp1["status"] == "differs" and sp1["pairs"][0]["within"]
@@ -103,3 +103,22 @@ def test_table1_report_has_ordering_and_explanations(tmp_path):
     assert "Ours - paper: RBP -0.8, SRBP +1.4." in text
     for row in table1.MNIST_TABLE1:               # every row has an explanation
         assert f"(`{row}`)" in text and table1.EXPLAIN[row]["setup"]
+
+
+def test_experiment_ordering_uses_the_table1_check_on_cifar_rows():
+    from lowbit_rbp.experiments import ordering
+
+    def row(r, col, accs):
+        return {"row": r, "column": col, "per_seed": accs}
+    rows = [row("baseline", "bp", [57.0, 55.0]), row("baseline", "rbp", [45.0, 46.0]),
+            row("baseline", "srbp", [44.0, 44.0]), row("baseline", "top", [32.0, 33.0]),
+            row("sparse_8", "rbp", [37.0]), row("sparse_8", "srbp", [43.0]), row("sparse_2", "srbp", [40.0])]
+    lines = ordering(rows, "CIFAR10_TABLE1")
+    assert len(lines) == 3
+    base, sp8, sp2 = lines
+    # RBP 45.5 vs SRBP 44.0: gap 1.5; sds 0.707 and 0 -> combined 0.7, so the gap is outside it.
+    assert base.startswith("baseline: ours BP > RBP > SRBP > Top; paper BP > SRBP > RBP > Top")
+    assert "RBP ahead of SRBP by 1.5, outside our seeds' sd (0.7)" in base
+    assert "SRBP by 2.5" in base
+    assert sp8.endswith(": same")
+    assert "only one algorithm has results (RBP not run yet)" in sp2

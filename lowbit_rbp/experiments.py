@@ -121,7 +121,9 @@ def ordering(rows: list[dict], paper_table: str) -> list[str]:
     from . import paper as paper_tables
     from .report.table1 import check_text, ordering as row_ordering
     paper_rows = getattr(paper_tables, paper_table)
-    cells = {(r["row"], r["column"]): {"acc": r["per_seed"]} for r in rows}
+    cells = {}
+    for r in rows:   # a row's first variant per column is its main one (e.g. sparse-1 before "per sender")
+        cells.setdefault((r["row"], r["column"]), {"acc": r["per_seed"]})
     out = []
     for row in dict.fromkeys(r["row"] for r in rows):
         if row not in paper_rows:

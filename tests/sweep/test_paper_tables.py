@@ -112,7 +112,9 @@ def test_experiment_ordering_uses_the_table1_check_on_cifar_rows():
         return {"row": r, "column": col, "per_seed": accs}
     rows = [row("baseline", "bp", [57.0, 55.0]), row("baseline", "rbp", [45.0, 46.0]),
             row("baseline", "srbp", [44.0, 44.0]), row("baseline", "top", [32.0, 33.0]),
-            row("sparse_8", "rbp", [37.0]), row("sparse_8", "srbp", [43.0]), row("sparse_2", "srbp", [40.0])]
+            row("sparse_8", "rbp", [37.0]), row("sparse_8", "srbp", [43.0]),
+            row("sparse_8", "srbp", [20.0]),    # a second SRBP variant of the row (e.g. "per sender"): not compared
+            row("sparse_2", "srbp", [40.0])]
     lines = ordering(rows, "CIFAR10_TABLE1")
     assert len(lines) == 3
     base, sp8, sp2 = lines

@@ -102,11 +102,12 @@ NOTES = {
         "entry; SRBP maps: p = n / 10), the same factory and reading as on MNIST, and every sparse map "
         "scaled by 1/n here. On MNIST SRBP's maps are left unscaled (as in the paper), but a conv block "
         "has 4,096 to 16,384 units against a 10-unit sender, so its Glorot map is tiny (sd about 0.01) "
-        "and an unscaled binary map sends signals n times stronger than sparse-1: with lr 0.01 and "
-        "momentum 0.9, unscaled SRBP sparse-8 trailed dense SRBP by 8 points after 4 epochs (seed 0), "
-        "while the 1/n map kept up with it (`sparse:n=8,scale=inv_n`). For n = 1 the two are the same map.",
+        "and an unscaled binary map sends signals n times stronger than sparse-1; with lr 0.01 and "
+        "momentum 0.9 the unscaled sparse-8 map trained far below dense SRBP, while the 1/n map kept up "
+        "with it (compare `--feedback sparse:n=8` and `--feedback sparse:n=8,scale=inv_n` under this "
+        "protocol). For n = 1 the two are the same map.",
         "Noise: the subset's test set has 1,017 images, so one run's accuracy near 45 % carries a sampling "
-        "sd of about 1.6 points on top of the seed-to-seed spread; gaps of a point or two between RBP and "
+        "sd of sqrt(0.45 x 0.55 / 1017) = 1.6 points on top of the seed-to-seed spread; gaps of a point or two between RBP and "
         "SRBP (the ordering check above gives each against our seeds' sd) are not resolved by 3 seeds at "
         "this length, and the paper's own sparse rows are single runs.",
         "Time per epoch: the s/epoch column includes the test pass and was measured while other jobs "

@@ -120,7 +120,7 @@ class Trainer:
         self.augment = (t.translate, t.hflip) if (t.translate or t.hflip) else None
         self.threads = cfg.threads or torch.get_num_threads()
         self._split = None           # lowbit_rbp.split.SplitBatch, built on first use
-        self._scores = None          # EpochScores, built on first use
+        self.scores = EpochScores(self.x_train.shape[0])
 
     def lr(self) -> float:
         t = self.cfg.train
@@ -145,9 +145,7 @@ class Trainer:
             torch.set_num_threads(threads_before)
 
     def _epoch(self, order, n, split_batch, progress):
-        if self._scores is None or self._scores.pred.shape[0] != n:
-            self._scores = EpochScores(n)
-        scores = self._scores
+        scores = self.scores
         seen = 0
         mom = self.cfg.train.momentum
         net, ch = self.net, self.channel

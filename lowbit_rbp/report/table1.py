@@ -133,22 +133,22 @@ EXPLAIN = {
                             "order holds: our SRBP matches the paper; our RBP is below it and still rising fast "
                             "at epoch 20 (trend), so that gap is likely the training length."},
     "qupdate_5": {"setup": _QUPDATE_SETUP,
-                  "finding": "Every algorithm equals its float32 baseline to a tenth or two, 2-3.5 points above the "
+                  "finding": "Every algorithm equals its float32 baseline (compare the baseline row), above the "
                              "paper's single runs. Below the smallest level our quantizer rounds stochastically, "
                              "so each example's quantized update is unbiased there, and the sum over 100 examples "
                              "averages its noise away; the paper's losses suggest a biased quantizer (e.g. eq. 19's "
                              "clip up, as printed), but we have not screened update semantics, so that is not "
                              "established. SRBP ahead of RBP is the order of our float32 baseline; the paper's "
-                             "single runs have RBP ahead by 0.7 while its baseline ties them."},
+                             "single runs have RBP ahead while its baseline ties them."},
     "qupdate_3": {"setup": "Quantizer as for 5 bit.",
                   "finding": "As at 5 bits: no loss against float32 for any algorithm, in the paper's order; the "
                              "paper's RBP and SRBP lose 5-6 points here, ours do not (same reading as for 5 bits)."},
     "qupdate_1": {"setup": "Quantizer as for 5 bit; at 1 bit every example's update of every weight is 0 or "
                            "+-alpha (stochastic, unbiased below alpha), so it carries a sign and a probability only.",
                   "finding": "The order differs because of BP again, as for the 1-bit error: our BP peaks in the "
-                             "first epochs (about 80 %) and then swings between 40 and 75 % from epoch to epoch "
-                             "(its trend over the last 5 epochs is negative); our SRBP learns and is still rising "
-                             "at epoch 20, a few points under the paper's 90.7; our RBP trains where the paper's "
+                             "first epochs and then swings widely from epoch to epoch (curves.png; its trend "
+                             "above); our SRBP learns and is still rising "
+                             "at epoch 20, under the paper's 90.7; our RBP trains where the paper's "
                              "fails (9.6). The per-example 1-bit update is unbiased but its variance is large "
                              "(about alpha |x| per product against x^2), and at a constant learning rate that noise "
                              "never shrinks; why it unsettles BP most, whose feedback weights are the noisy forward "

@@ -52,10 +52,10 @@ class SplitBatch:
         self.trains = [channel.trains(k) for k in range(net.n_layers)]
         self.pool = ThreadPoolExecutor(max_workers=1, initializer=torch.set_num_threads, initargs=(1,))
 
-    def _half(self, p: dict, scores, start: int, yb: torch.Tensor) -> bool:
+    def _half(self, p: dict, scores, start: int) -> bool:
         net = self.net
         acts = net.forward(p["x"], p["acts"])
-        finite = scores.record(start + p["lo"], acts[-1], yb[p["lo"]:p["hi"]])
+        finite = scores.record(start + p["lo"], acts[-1])
         R = p["ch"].signals(net, acts, p["t"])
         for k in range(net.n_layers):
             if self.trains[k]:
@@ -63,12 +63,12 @@ class SplitBatch:
                 torch.sum(R[k], dim=0, out=p["gb"][k])
         return finite
 
-    def step(self, scores, start: int, yb: torch.Tensor, grads, bias_grads) -> bool:
+    def step(self, scores, start: int, grads, bias_grads) -> bool:
         """Fill ``grads``/``bias_grads`` (trained layers) with the minibatch's summed R^T O and R,
         and score its examples in ``scores`` (train.EpochScores) from ``start``; False if any
         output is NaN."""
-        other = self.pool.submit(self._half, self.parts[1], scores, start, yb)
-        finite0 = self._half(self.parts[0], scores, start, yb)
+        other = self.pool.submit(self._half, self.parts[1], scores, start)
+        finite0 = self._half(self.parts[0], scores, start)
         finite1 = other.result()
         a, b = self.parts
         for k, trains in enumerate(self.trains):

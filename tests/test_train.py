@@ -151,15 +151,15 @@ def test_tanh_and_in_place_softmax_match_float64():
 
 
 def test_epoch_scores_reduce_to_loss_and_accuracy_and_catch_nan():
-    scores = train_mod.EpochScores(6)
+    scores = train_mod.EpochScores(6, 2)
     probs = torch.tensor([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]])
     labels = torch.tensor([0, 0, 1])
-    assert scores.record(0, probs, labels)
-    assert scores.record(3, probs.flip(1), labels.flip(0))
+    assert scores.record(0, probs)
+    assert scores.record(3, probs.flip(1))
     loss, correct = scores.totals(torch.cat([labels, labels.flip(0)]))
     p_true = [0.7, 0.2, 0.4, 0.7, 0.8, 0.4]     # second minibatch: flipped columns, labels 1, 0, 0
     assert loss == pytest.approx(-sum(np.log(p_true)), rel=1e-6)
     assert correct == 3                          # predictions 0 1 0 | 1 0 1 against 0 0 1 | 1 0 0
     bad = probs.clone()
     bad[2, 1] = float("nan")
-    assert not scores.record(0, bad, labels)
+    assert not scores.record(0, bad)

@@ -1,2 +1,4 @@
-"""Learning-channel kernels: ``reference`` (NumPy, the definition of every result), ``cpu``
-(Numba njit) and ``cuda`` (Numba CUDA). Nothing here compiles at import time."""
+"""Learning-channel kernels (quantizers, per-example updates, low-bit and sparse products) and the
+forward tanh with its f' product: ``reference`` (NumPy, the definition of every result), ``cpu``
+(Numba njit) and ``cuda`` (Numba CUDA, quantizers and products). Nothing here compiles at import
+time."""

@@ -53,13 +53,6 @@ class Quantizer:
         return t
 
 
-def _match_numba_threads() -> None:
-    """Give the Numba kernels the thread count torch has: parallel workers each run 1 thread, and a
-    Numba pool sized to all cores in every worker oversubscribes the machine (30x slower kernels)."""
-    import numba
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-
-
 class Channel:
     """Base learning channel. Subclasses define ``source(k)`` and ``matrix(k, net)``."""
 
@@ -94,8 +87,6 @@ class Channel:
         self.update_seed = seed * 4 + 4
         self.update_counter = 0
         self.backend = cfg.backend
-        if self.quantized_update or any(q.active for q in (self.q_error, self.q_signal, self.q_feedback)):
-            _match_numba_threads()
         if self.feedback_spec.needs_forward_sign and (self.skipped or not self.random_feedback):
             raise ConfigError(f"channel.feedback: sign_concordant needs a layer-to-layer random channel "
                               f"(rbp, arbp); got algorithm {c.algorithm!r}")

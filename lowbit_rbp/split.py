@@ -8,8 +8,8 @@ two partial gradients are added. The halves and the summation order are fixed, s
 deterministic for a given thread count; it differs from the 1-thread arithmetic by float rounding
 only (the same holds for a multi-threaded BLAS).
 
-Opt-in (``parallel = "split"``): on the CI machine a 2-thread BLAS is faster (SRBP 1.22 s vs
-1.84 s per epoch, reports/bench_epoch.md); benchmarks/bench_epoch.py times both on yours. Used
+Opt-in (``parallel = "split"``): on the CI machine a 2-thread BLAS is faster (the split rows of
+reports/bench_epoch.md); benchmarks/bench_epoch.py times both on yours. Used
 only where every half sees the same channel: float formats, no channel randomness (dropout,
 resampling), no channel state updated by the step (adaptive, sign-concordant), full updates,
 dense layers, no forward quantization, no op tally.

@@ -73,11 +73,15 @@ class EpochScores:
 
 
 def _match_numba_threads() -> None:
-    """Give the Numba kernels (activations, quantizers) the thread count torch has: parallel
-    workers each run 1 thread, and a Numba pool sized to all cores in every worker oversubscribes
-    the machine (30x slower kernels)."""
+    """Give the Numba kernels (activations, quantizers) the thread count torch has, and keep
+    torch's. Parallel workers each run 1 thread, and a Numba pool sized to all cores in every
+    worker oversubscribes the machine. Starting Numba's OpenMP pool also resets the process's
+    OpenMP thread count (torch's) to all cores: two 1-thread sweep workers then ran 50x slower
+    (measured: 85-97 s per MNIST epoch instead of 1.7 s), so torch's count is set back."""
     import numba
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    torch.set_num_threads(threads)
 
 
 def seed_streams(seed: int):

@@ -163,3 +163,20 @@ def test_epoch_scores_reduce_to_loss_and_accuracy_and_catch_nan():
     bad = probs.clone()
     bad[2, 1] = float("nan")
     assert not scores.record(0, bad)
+
+
+def test_starting_numba_threads_keeps_torch_thread_count():
+    """Numba's OpenMP pool, once started, resets the process's OpenMP thread count to all cores;
+    a 1-thread sweep worker must stay at 1 torch thread (two workers ran 50x slower otherwise).
+    A fresh process, since the pool starts only once per process."""
+    import subprocess
+    import sys
+    code = ("import torch; torch.set_num_threads(1)\n"
+            "from lowbit_rbp.train import _match_numba_threads\n"
+            "_match_numba_threads()\n"
+            "import numba, numpy as np\n"
+            "from kernels import dispatch\n"
+            "dispatch.tanh_(np.zeros(dispatch.SERIAL_MAX_ACTIVATION * 2, np.float32))  # a parallel launch\n"
+            "print(torch.get_num_threads(), numba.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1"], out.stdout + out.stderr

@@ -31,6 +31,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from common import Tables, command_line, time_interleaved  # noqa: E402
 from kernels import dispatch  # noqa: E402
+from lowbit_rbp.train import match_numba_threads  # noqa: E402
 from lowbit_rbp.formats import FixedPoint, LogQuant  # noqa: E402
 
 BATCH = 100
@@ -56,9 +57,8 @@ def torch_update(R: torch.Tensor, O: torch.Tensor, fmt) -> torch.Tensor:
 
 
 def bench(threads: int, repeats: int, out: Tables) -> list[dict]:
-    import numba
     torch.set_num_threads(threads)
-    numba.set_num_threads(threads)
+    match_numba_threads()        # Numba gets torch's count (and starting its pool keeps torch's)
     rng = np.random.default_rng(0)
     rows = []
     out.emit(f"\n{threads} thread(s); batch {BATCH}; median of {repeats} interleaved repeats, ms per update")

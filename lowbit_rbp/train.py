@@ -72,7 +72,7 @@ class EpochScores:
         return loss, int((probs.argmax(1) == labels).sum())
 
 
-def _match_numba_threads() -> None:
+def match_numba_threads() -> None:
     """Give the Numba kernels (activations, quantizers) the thread count torch has, and keep
     torch's. Parallel workers each run 1 thread, and a Numba pool sized to all cores in every
     worker oversubscribes the machine. Starting Numba's OpenMP pool also resets the process's
@@ -99,7 +99,7 @@ class Trainer:
         t = cfg.train
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        _match_numba_threads()
+        match_numba_threads()
         m = cfg.model
         if m.conv:
             # Images (N, C, H, W) in [0, 1], centred by the training set's per-channel mean.

@@ -172,8 +172,8 @@ def test_starting_numba_threads_keeps_torch_thread_count():
     import subprocess
     import sys
     code = ("import torch; torch.set_num_threads(1)\n"
-            "from lowbit_rbp.train import _match_numba_threads\n"
-            "_match_numba_threads()\n"
+            "from lowbit_rbp.train import match_numba_threads\n"
+            "match_numba_threads()\n"
             "import numba, numpy as np\n"
             "from kernels import dispatch\n"
             "dispatch.tanh_(np.zeros(dispatch.SERIAL_MAX_ACTIVATION * 2, np.float32))  # a parallel launch\n"

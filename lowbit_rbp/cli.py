@@ -68,7 +68,8 @@ def cmd_reproduce(args) -> int:
         raise bad_value("experiment", args.experiment, ", ".join(EXPERIMENTS))
     exp = EXPERIMENTS[args.experiment]
     seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
-    base = [f"train.epochs={args.epochs or exp.epochs}", *args.overrides]
+    epochs = args.epochs or exp.epochs
+    base = [f"train.epochs={epochs}", *args.overrides]
     store = args.store or exp.store
     if not store:
         raise bad_value("--store", store, "a results store path")
@@ -82,7 +83,7 @@ def cmd_reproduce(args) -> int:
         else args.command_line
     print(markdown_table(rows))
     if args.out:
-        path = write_report(args.experiment, rows, summaries, args.out, command, missing)
+        path = write_report(args.experiment, rows, summaries, args.out, command, missing, epochs)
         print(f"wrote {path}")
     return 0
 

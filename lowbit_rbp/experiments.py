@@ -237,10 +237,18 @@ def _protocol_line(name: str, rows: list[dict], summaries: list[dict], seeds) ->
             "Glorot-normal init, minibatch 100, lr 0.1 decaying 1e-6 per update (lr/(1+1e-6 t)), no momentum; " + common)
 
 
+def report_stem(name: str, epochs: int) -> str:
+    """The report's file stem: the experiment's, with the epoch count when it is not the default
+    (``mnist_foundation_100ep``), so a longer run never overwrites the default report."""
+    exp = EXPERIMENTS[name]
+    return exp.report if epochs == exp.epochs else f"{exp.report}_{epochs}ep"
+
+
 def write_report(name: str, rows: list[dict], summaries: list[dict], out_dir, command: str,
-                 missing: list[str] = ()) -> Path:
+                 missing: list[str] = (), epochs: int | None = None) -> Path:
     import platform
     exp = EXPERIMENTS[name]
+    stem = report_stem(name, epochs or exp.epochs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     m = summaries[0]["machine"] if summaries else {}
@@ -263,7 +271,7 @@ def write_report(name: str, rows: list[dict], summaries: list[dict], out_dir, co
         text += [f"Not run yet (the command resumes them): {', '.join(missing)}.", ""]
     if NOTES.get(name):
         text += ["## Notes", ""] + [f"- {n}" for n in NOTES[name]] + [""]
-    path = out_dir / f"{exp.report}.md"
+    path = out_dir / f"{stem}.md"
     path.write_text("\n".join(text))
-    (out_dir / f"{exp.report}.json").write_text(json.dumps({"rows": rows, "runs": summaries}, indent=1))
+    (out_dir / f"{stem}.json").write_text(json.dumps({"rows": rows, "runs": summaries}, indent=1))
     return path

@@ -124,3 +124,19 @@ def test_experiment_ordering_uses_the_table1_check_on_cifar_rows():
     assert "SRBP by 2.5" in base
     assert sp8.endswith(": same")
     assert "only one algorithm has results (RBP not run yet)" in sp2
+
+
+def test_experiment_report_of_another_length_gets_its_own_file(tmp_path):
+    """A 100-epoch foundation run writes mnist_foundation_100ep.md beside (not over) the default."""
+    from lowbit_rbp import experiments
+    assert experiments.report_stem("foundation", 20) == "mnist_foundation"
+    assert experiments.report_stem("foundation", 100) == "mnist_foundation_100ep"
+    summaries = [{"label": "BP", "row": "baseline", "column": "bp", "seed": s, "epochs": 100, "status": "ok",
+                  "test_acc": acc, "seconds": 100.0, "machine": {}, "dataset": "mnist", "code_version": "x"}
+                 for s, acc in ((0, 0.98), (1, 0.97))]
+    rows = experiments.table(summaries)
+    assert rows[0]["mean"] == 97.5 and rows[0]["paper"] == (97.9, 0.1)
+    path = experiments.write_report("foundation", rows, summaries, tmp_path, "cmd", epochs=100)
+    assert path.name == "mnist_foundation_100ep.md" and (tmp_path / "mnist_foundation_100ep.json").exists()
+    assert "| BP | 97.50 (0.71) | 98.0, 97.0 | 97.9 (0.1) | 100 |" in path.read_text()
+    assert experiments.write_report("foundation", rows, summaries, tmp_path, "cmd").name == "mnist_foundation.md"

@@ -164,6 +164,8 @@ def group(results: list[dict]) -> list[dict]:
     groups: dict = {}
     for r in results:
         groups.setdefault(_key(r), []).append(r)
+    # Runs of different lengths are different variants; say which is which where a store mixes them.
+    mixed_lengths = len({r["epochs_planned"] for r in results}) > 1
     out = []
     for runs in groups.values():
         done = [r for r in runs if r["status"] in ("finished", "diverged")]
@@ -173,7 +175,8 @@ def group(results: list[dict]) -> list[dict]:
                                     "update_bits", "sparsity_n", "rank", "dropout", "epochs_planned")}
         label = re.sub(r"^\S+", first["algorithm"], first["label"])
         label = re.sub(r"error=(\S+) signal=\1(?=\s|$)", r"error=signal=\1", label)
-        g["label"] = (f"{first['row']}: " if first["row"] else "") + label
+        g["label"] = (f"{first['row']}: " if first["row"] else "") + label \
+            + (f" [{first['epochs_planned']} ep]" if mixed_lengths else "")
         g.update(n=len(done), seeds=sorted(r["seed"] for r in done),
                  diverged=sum(r["status"] == "diverged" for r in runs),
                  unfinished=sum(r["status"] not in ("finished", "diverged") for r in runs),

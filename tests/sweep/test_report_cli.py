@@ -43,6 +43,14 @@ def test_load_and_group(store):
     assert {r["sparsity_n"] for r in res if r["row"] == "sparse_1"} == {1}
     groups = group(res)
     assert len(groups) == 9 and all(g["n"] == 2 and g["seeds"] == [0, 1] for g in groups)
+    assert not any("ep]" in g["label"] for g in groups)
+    longer = [dict(r, epochs_planned=5, config={**r["config"], "train": {**r["config"]["train"], "epochs": 5}})
+              for r in res if r["row"] == "baseline"]
+    mixed = group(res + longer)                      # same variants at another length: their own groups
+    assert len(mixed) == 11
+    labels = [g["label"] for g in mixed if g["row"] == "baseline"]
+    assert sorted(labels) == ["baseline: bp [2 ep]", "baseline: bp [5 ep]", "baseline: srbp [2 ep]",
+                              "baseline: srbp [5 ep]"]
 
 
 def test_write_report_tables_plots_and_protocol(store, tmp_path):

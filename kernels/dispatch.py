@@ -224,14 +224,16 @@ def _cpu_flat(t):
 # --- forward activation --------------------------------------------------------------------------
 
 #: Below this many elements the activation kernels run on the calling thread only; so do calls
-#: from any thread but the main one (Numba's default workqueue layer cannot run two parallel
-#: kernels at once, and the split minibatch calls from two threads).
+#: from any thread but the main one (Numba's workqueue layer, its fallback where no OpenMP or TBB
+#: is found, cannot run two parallel kernels at once, and the split minibatch calls from two threads).
 SERIAL_MAX_ACTIVATION = 1 << 16
 _MAIN_THREAD = threading.main_thread().ident
 
 
 def _serial_activation(size: int) -> bool:
     return size < SERIAL_MAX_ACTIVATION or threading.get_ident() != _MAIN_THREAD
+
+
 _ACTIVATION_BACKENDS = ("numpy", "numba", "auto")
 
 

@@ -86,21 +86,26 @@ class Note:
     text: str
     when: str = "always"
 
+    def __post_init__(self):
+        if self.when not in ("always", "short", "paper_length"):
+            raise bad_value("Note.when", self.when, "always, short, paper_length")
+
     def applies(self, epochs: int) -> bool:
         return self.when == "always" or (self.when == "short") == (epochs < PAPER_EPOCHS)
 
 
 NOTES = {
     "foundation": [
-        Note("The paper trains 100 epochs; these runs train the number of epochs stated above, so the "
-             "random-feedback rows sit a few tenths to about one point below the paper's.", "short"),
+        Note("The paper trains 100 epochs; these runs train the number of epochs stated above, so rows "
+             "still rising at the end (the random-feedback ones) may sit below the paper's "
+             "(mnist_foundation_100ep.md has the paper's length).", "short"),
         Note("Sparse feedback: `sparse:n=1` draws n expected non-zeros per *receiving* neuron (p = n / sender "
              "count); for SRBP's 10 x 100 output-to-layer matrices that is p = 0.1, so nearly every hidden "
              "neuron hears about one output error. `per=sender` draws n per *sending* neuron (p = n / 100), the "
              "reading under which the paper's Figure 5 says n = 100 sets every weight to 1; then most hidden "
              "neurons receive no error at all. The paper's 94.6 % lies between the two readings."),
-        Note("No-f' rows: ours are 2-3 points above the paper's but keep the paper's finding: every no-f' "
-             "variant is several points below its with-f' twin.", "short"),
+        Note("No-f' rows: ours are above the paper's (their accuracy peaks early and falls later) but keep "
+             "the paper's finding: every no-f' variant is several points below its with-f' twin.", "short"),
         Note("No-f' rows: their test accuracy peaks early and then falls, so at the paper's length they sit "
              "lower than after 20 epochs (mnist_foundation.md), each still several points below its with-f' "
              "twin, the paper's finding.", "paper_length"),

@@ -140,7 +140,7 @@ def test_experiment_report_of_another_length_gets_its_own_file(tmp_path):
     assert path.name == "mnist_foundation_100ep.md" and (tmp_path / "mnist_foundation_100ep.json").exists()
     text = path.read_text()
     assert "| BP | 97.50 (0.71) | 98.0, 97.0 | 97.9 (0.1) | 100 |" in text
-    assert "at the paper's length they sit lower" in text and "sit a few tenths" not in text
+    assert "at the paper's length they sit lower" in text and "may sit below the paper" not in text
     short = experiments.write_report("foundation", rows, summaries, tmp_path, "cmd")
     assert short.name == "mnist_foundation.md"
-    assert "sit a few tenths" in short.read_text() and "at the paper's length" not in short.read_text()
+    assert "may sit below the paper" in short.read_text() and "at the paper's length" not in short.read_text()

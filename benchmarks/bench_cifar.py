@@ -1,7 +1,7 @@
 """CIFAR-10 conv net training: our BP / RBP / SRBP against plain torch autograd BP, side by side.
 
 The paper's net (3 x conv 5x5 64 tanh + max-pool 3x3/2, dense 1024 tanh, softmax), minibatch 128,
-SGD momentum 0.9, the same augmentation (``lowbit_rbp.augment``) for every contender, same thread
+SGD momentum 0.9, the same augmentation (``lowbit_rbp.data.augment``) for every contender, same thread
 count. A conv epoch takes about a minute here, so each timing is a block of ``--steps`` minibatches
 (the first ``steps x 128`` training images), interleaved across contenders, median of
 ``--repeats`` blocks. Prints samples/s and the ratio to autograd BP.
@@ -21,11 +21,11 @@ import torch
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from common import Tables, command_line, time_interleaved  # noqa: E402
-from lowbit_rbp.augment import augment_  # noqa: E402
-from lowbit_rbp.config import RunConfig, apply_overrides  # noqa: E402
+from lowbit_rbp.data.augment import augment_  # noqa: E402
+from lowbit_rbp.core.config import RunConfig, apply_overrides  # noqa: E402
 from lowbit_rbp.data import load_dataset  # noqa: E402
-from lowbit_rbp.experiments import CIFAR10_PROTOCOL  # noqa: E402
-from lowbit_rbp.train import Trainer  # noqa: E402
+from lowbit_rbp.results.experiments import CIFAR10_PROTOCOL  # noqa: E402
+from lowbit_rbp.learning.trainer import Trainer  # noqa: E402
 
 BATCH = 128
 

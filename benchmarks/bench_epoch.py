@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from common import Tables, command_line, time_interleaved
-from lowbit_rbp.config import RunConfig, apply_overrides
+from lowbit_rbp.core.config import RunConfig, apply_overrides
 from lowbit_rbp.data import load_dataset
-from lowbit_rbp.train import Trainer
+from lowbit_rbp.learning.trainer import Trainer
 
 SIZES = [784, 100, 100, 100, 100, 10]
 

@@ -30,10 +30,10 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 from bench_epoch import SIZES  # noqa: E402
 from common import Tables, command_line, time_interleaved  # noqa: E402
-from lowbit_rbp.config import RunConfig, apply_overrides  # noqa: E402
+from lowbit_rbp.core.config import RunConfig, apply_overrides  # noqa: E402
 from lowbit_rbp.data import load_dataset  # noqa: E402
-from lowbit_rbp.formats import parse_format  # noqa: E402
-from lowbit_rbp.train import Trainer  # noqa: E402
+from lowbit_rbp.core.formats import parse_format  # noqa: E402
+from lowbit_rbp.learning.trainer import Trainer  # noqa: E402
 
 ERROR_FORMAT = "log:alpha=2,bits=3"
 UPDATE_FORMAT = "log:alpha=0.5,bits=5"

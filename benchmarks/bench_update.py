@@ -31,8 +31,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from common import Tables, command_line, time_interleaved  # noqa: E402
 from kernels import dispatch  # noqa: E402
-from lowbit_rbp.train import match_numba_threads  # noqa: E402
-from lowbit_rbp.formats import FixedPoint, LogQuant  # noqa: E402
+from lowbit_rbp.learning.trainer import match_numba_threads  # noqa: E402
+from lowbit_rbp.core.formats import FixedPoint, LogQuant  # noqa: E402
 
 BATCH = 100
 LAYERS = [(100, 784), (100, 100), (10, 100)]

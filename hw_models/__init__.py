@@ -2,7 +2,7 @@
 training example, per epoch and per run, phase by phase (operations by width, memory, wires, energy).
 
     from hw_models import cost_report
-    rep = cost_report(cfg)                 # cfg: lowbit_rbp.config.RunConfig
+    rep = cost_report(cfg)                 # cfg: lowbit_rbp.core.config.RunConfig
     rep.summary["channel"]["feedback_mults"], rep.to_markdown(), rep.to_csv(), rep.to_json()
 
 Schema of the records: hw_models/SCHEMA.md.

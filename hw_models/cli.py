@@ -64,7 +64,7 @@ def run(args) -> int:
 
 
 def _render(args) -> str:
-    from lowbit_rbp.config import load_config
+    from lowbit_rbp.core.config import load_config
 
     from .floorplan import Floorplan
     from .report import cost_report

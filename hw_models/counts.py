@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lowbit_rbp.config import RunConfig
-from lowbit_rbp.feedback import FeedbackSpec, build_feedback, parse_feedback_spec
-from lowbit_rbp.formats import parse_format
+from lowbit_rbp.core.config import RunConfig
+from lowbit_rbp.core.feedback import FeedbackSpec, build_feedback, parse_feedback_spec
+from lowbit_rbp.core.formats import parse_format
 
 from . import operands as opd
 from .errors import CostModelError, bad
@@ -248,7 +248,7 @@ def resolve_network(cfg: RunConfig, network=None) -> tuple:
 def make_setup(cfg: RunConfig, *, network=None, feedback_matrices=None, feedback_seed=None,
                feedback_storage: str = "stored", weight_format="float32", activation_format="float32") -> Setup:
     if not isinstance(cfg, RunConfig):
-        raise bad("cost model config", type(cfg).__name__, "a lowbit_rbp.config.RunConfig")
+        raise bad("cost model config", type(cfg).__name__, "a lowbit_rbp.core.config.RunConfig")
     cfg.validate()
     layers = resolve_network(cfg, network)
     if cfg.channel.fixed_top >= len(layers):
@@ -278,7 +278,7 @@ def make_setup(cfg: RunConfig, *, network=None, feedback_matrices=None, feedback
 
 
 def _link_shape(s: Setup, link: Link) -> tuple[int, int]:
-    """(sender, receiver) shape of a dense feedback matrix, as lowbit_rbp.feedback builds it."""
+    """(sender, receiver) shape of a dense feedback matrix, as lowbit_rbp.core.feedback builds it."""
     return s.layers[link.sender].n_out, s.layers[link.receiver].n_out
 
 
@@ -346,7 +346,7 @@ def _expected_extra_adds(fan: float, p: float, receivers: float) -> float:
 
 
 def _sparse_p(spec: FeedbackSpec, sender: float, receiver: float) -> float:
-    """Bernoulli probability of a sparse entry, as ``lowbit_rbp.feedback.build_feedback`` draws it:
+    """Bernoulli probability of a sparse entry, as ``lowbit_rbp.core.feedback.build_feedback`` draws it:
     n / sender (``per=receiver``, n non-zeros per receiving neuron) or n / receiver (``per=sender``)."""
     per = getattr(spec, "per", "receiver")
     return min(1.0, spec.n / (sender if per == "receiver" else receiver))

@@ -222,7 +222,7 @@ IMAGE_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar10-subset": 
 
 def network_from_config(cfg) -> tuple[Layer, ...]:
     """The net a RunConfig trains: ``model.conv`` blocks (conv k x k same padding, max-pool with
-    padding pool // 2, as lowbit_rbp.convnet builds them), then the dense ``model.hidden`` layers
+    padding pool // 2, as lowbit_rbp.nets.convnet builds them), then the dense ``model.hidden`` layers
     and the 10-way output; with no conv blocks the MLP ``[input, *model.hidden, 10]``."""
     m = cfg.model
     if m.dataset not in INPUTS:

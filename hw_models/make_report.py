@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from lowbit_rbp.config import load_config
+from lowbit_rbp.core.config import load_config
 from lowbit_rbp.errors import LowbitError
 
 from .counts import NEUROSIM_PHASE, PHASES
@@ -157,7 +157,7 @@ def to_markdown(reports, command: str) -> str:
         "Sparse-n draws n expected non-zeros per receiving neuron (p = n / senders: p = 0.1 n for SRBP's 10 x 100 "
         "maps); '(per sender)' draws n per sending neuron (p = n / receivers = n / 100), the other reading of the "
         "paper (see reports/mnist_foundation.md); the two agree for RBP on this net. "
-        "Sparse variants count the non-zeros actually drawn by `lowbit_rbp.feedback.build_feedback` "
+        "Sparse variants count the non-zeros actually drawn by `lowbit_rbp.core.feedback.build_feedback` "
         f"(seed {_by(reports, 'RBP sparse-1').meta['feedback']['seed']}); the others are exact counts. "
         "'LFSR' regenerates the sparse matrix on chip from a seeded LFSR instead of storing it.",
         "",

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lowbit_rbp.formats import FixedPoint, Float32, LogQuant, parse_format
+from lowbit_rbp.core.formats import FixedPoint, Float32, LogQuant, parse_format
 
 KINDS = ("float", "fixed", "log", "sign", "binary")
 

@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from lowbit_rbp.config import RunConfig
+from lowbit_rbp.core.config import RunConfig
 
 from .anchors import ANCHORS
 from .counts import (ARITH_OPS, NEUROSIM_PHASE, PHASES, Counts, count_example, examples_per_epoch, make_setup)
@@ -155,7 +155,7 @@ def cost_report(cfg: RunConfig, *, energy_table=DEFAULT_TABLE, floorplan: Floorp
     """What one training example, one epoch and the whole run of ``cfg`` cost, phase by phase.
 
     ``feedback_matrices``: the actual feedback matrices (dict keyed like ``Channel.B`` or a list,
-    shape (sender, receiver)); ``feedback_seed``: draw them with ``lowbit_rbp.feedback.build_feedback``
+    shape (sender, receiver)); ``feedback_seed``: draw them with ``lowbit_rbp.core.feedback.build_feedback``
     from ``numpy.random.default_rng(seed)``; neither: expected counts. ``feedback_storage``:
     ``stored`` in SRAM or ``regenerated`` on chip by a seeded LFSR. ``network``: ``None``/``"mlp"``
     (the config's MLP), ``"cifar-conv"`` (the paper's CIFAR net) or a sequence of ``Dense``/``Conv2d``.

@@ -46,8 +46,8 @@ def overrides_from_args(args) -> list[str]:
 
 
 def cmd_train(args) -> int:
-    from .config import load_config
-    from .train import run_training, train
+    from .core.config import load_config
+    from .learning.trainer import run_training, train
     cfg = load_config(args.config, overrides_from_args(args))
     print(f"training {cfg.label()} on {cfg.model.dataset} (config {cfg.config_hash()})", file=sys.stderr)
     if args.out:
@@ -63,7 +63,7 @@ def cmd_train(args) -> int:
 
 def cmd_reproduce(args) -> int:
     from .errors import bad_value
-    from .experiments import EXPERIMENTS, expand, run_experiment, table, write_report, markdown_table
+    from .results.experiments import EXPERIMENTS, expand, run_experiment, table, write_report, markdown_table
     if args.experiment not in EXPERIMENTS:
         raise bad_value("experiment", args.experiment, ", ".join(EXPERIMENTS))
     exp = EXPERIMENTS[args.experiment]
@@ -89,7 +89,7 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .experiments import run_experiment, table, markdown_table
+    from .results.experiments import run_experiment, table, markdown_table
     import tempfile
     results = args.store or str(Path(tempfile.mkdtemp(prefix="lowbit-rbp-demo-")) / "demo.db")
     base = [f"train.epochs={args.epochs}"]
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.cli import register as register_data
     from .theory.cli import register as register_theory
     from hw_models.cli import register as register_cost
-    from .sweep_cli import register as register_sweep
+    from .results.cli import register as register_sweep
     register_data(sub)
     register_sweep(sub)
     register_cost(sub)

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from lowbit_rbp.channel import make_channel
-from lowbit_rbp.config import RunConfig, apply_overrides
-from lowbit_rbp.models import MLP
-from lowbit_rbp.train import Trainer, train
+from lowbit_rbp.learning.channel import make_channel
+from lowbit_rbp.core.config import RunConfig, apply_overrides
+from lowbit_rbp.nets.mlp import MLP
+from lowbit_rbp.learning.trainer import Trainer, train
 
 
 def small_setup(algorithm="bp", sizes=(7, 6, 5, 4, 3), activation="tanh", extra=()):
@@ -182,7 +182,7 @@ def test_quantized_update_equals_materialized_reference(spec):
     straightforward materialize-quantize-sum in NumPy (same seed and counters for the stochastic
     underflow, whose counter runs over the materialized (batch, out, in) tensor layer by layer)."""
     from kernels import reference
-    from lowbit_rbp.formats import parse_format
+    from lowbit_rbp.core.formats import parse_format
     cfg, net, ch, x, y, t = small_setup("srbp", extra=[f"formats.update='{spec}'"])
     acts = net.forward(x, net.new_activations(9))
     ch.signals(net, acts, t)

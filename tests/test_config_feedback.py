@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from lowbit_rbp.config import RunConfig, apply_overrides, from_dict, load_config
+from lowbit_rbp.core.config import RunConfig, apply_overrides, from_dict, load_config
 from lowbit_rbp.errors import ConfigError
-from lowbit_rbp.feedback import build_feedback, parse_feedback_spec
-from lowbit_rbp.formats import FixedPoint, LogQuant, parse_format
+from lowbit_rbp.core.feedback import build_feedback, parse_feedback_spec
+from lowbit_rbp.core.formats import FixedPoint, LogQuant, parse_format
 
 
 def test_defaults_are_the_paper_protocol():
@@ -66,14 +66,14 @@ def test_bad_toml_and_missing_file(tmp_path):
 
 
 def test_per_weight_needs_a_skipped_channel(tiny_data):
-    from lowbit_rbp.train import Trainer
+    from lowbit_rbp.learning.trainer import Trainer
     cfg = apply_overrides(RunConfig(), ["channel.algorithm=rbp", "channel.per_weight=true", "model.hidden=[5]"])
     with pytest.raises(ConfigError, match="per_weight needs a skipped random channel"):
         Trainer(cfg, tiny_data)
 
 
 def test_sign_concordant_needs_layer_to_layer_channel(tiny_data):
-    from lowbit_rbp.train import Trainer
+    from lowbit_rbp.learning.trainer import Trainer
     cfg = apply_overrides(RunConfig(), ["channel.algorithm=srbp", "channel.feedback=sign_concordant",
                                         "model.hidden=[5]"])
     with pytest.raises(ConfigError, match="sign_concordant"):

@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lowbit_rbp.channel import make_channel
-from lowbit_rbp.config import RunConfig, apply_overrides
-from lowbit_rbp.convnet import ConvNet
+from lowbit_rbp.learning.channel import make_channel
+from lowbit_rbp.core.config import RunConfig, apply_overrides
+from lowbit_rbp.nets.convnet import ConvNet
 from lowbit_rbp.errors import ConfigError
-from lowbit_rbp.experiments import CIFAR10, CIFAR10_PROTOCOL, FOUNDATION, expand
-from lowbit_rbp.feedback import build_feedback
+from lowbit_rbp.results.experiments import CIFAR10, CIFAR10_PROTOCOL, FOUNDATION, expand
+from lowbit_rbp.core.feedback import build_feedback
 
 SMALL = ["model.dataset=cifar10-subset", "model.conv=[4,5]", "model.hidden=[7]"]
 
@@ -129,7 +129,7 @@ def test_random_conv_kernel_has_forward_init_scale_and_sparse_counts():
 
 
 def test_augmentation_keeps_shapes_and_labels_and_moves_pixels():
-    from lowbit_rbp.augment import augment_
+    from lowbit_rbp.data.augment import augment_
     x = torch.arange(2 * 3 * 10 * 10, dtype=torch.float32).reshape(2, 3, 10, 10)
     y = torch.tensor([3, 7])
     out = augment_(x.clone(), 0.2, 0.0, np.random.default_rng(0))
@@ -165,7 +165,7 @@ class TinyImages:
 
 @pytest.mark.parametrize("variant", CIFAR10, ids=lambda v: v.label)
 def test_every_cifar_variant_takes_a_step(variant):
-    from lowbit_rbp.train import Trainer
+    from lowbit_rbp.learning.trainer import Trainer
     protocol = [o for o in CIFAR10_PROTOCOL if not o.startswith(("model.conv", "model.hidden", "train.batch_size"))]
     cfg = apply_overrides(RunConfig(), [*protocol, "model.conv=[4,4]", "model.hidden=[8]", "train.batch_size=8",
                                         *variant.overrides, "train.epochs=1"])
@@ -179,7 +179,7 @@ def test_every_cifar_variant_takes_a_step(variant):
 
 
 def test_brevitas_forward_trains_a_step_with_weights_and_activations_on_the_grid():
-    from lowbit_rbp.train import Trainer
+    from lowbit_rbp.learning.trainer import Trainer
     cfg = apply_overrides(RunConfig(), [*SMALL, "model.hidden=[8]", "train.batch_size=8", "channel.algorithm=srbp",
                                         "model.weight_bits=4", "model.act_bits=3", "train.lr=0.05"])
     tr = Trainer(cfg, TinyImages())
@@ -211,7 +211,7 @@ def test_brevitas_forward_trains_a_step_with_weights_and_activations_on_the_grid
     ([*SMALL, "train.translate=0.7"], "train.translate"),
 ])
 def test_conv_bad_input_is_named(overrides, fragment):
-    from lowbit_rbp.train import Trainer
+    from lowbit_rbp.learning.trainer import Trainer
     with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
         cfg = apply_overrides(RunConfig(), overrides)
         Trainer(cfg, TinyImages())

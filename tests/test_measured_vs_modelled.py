@@ -5,9 +5,9 @@ import pytest
 
 from hw_models.counts import channel_op_counts
 from hw_models.layers import mlp
-from lowbit_rbp.config import RunConfig, apply_overrides
-from lowbit_rbp.instrument import OpTally
-from lowbit_rbp.train import Trainer
+from lowbit_rbp.core.config import RunConfig, apply_overrides
+from lowbit_rbp.learning.instrument import OpTally
+from lowbit_rbp.learning.trainer import Trainer
 
 CASES = [
     ["channel.algorithm=bp"],

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from lowbit_rbp import train as train_mod
-from lowbit_rbp.config import RunConfig, apply_overrides
+from lowbit_rbp.learning import trainer as train_mod
+from lowbit_rbp.core.config import RunConfig, apply_overrides
 from lowbit_rbp.errors import ConfigError
-from lowbit_rbp.train import Trainer, run_training, train
+from lowbit_rbp.learning.trainer import Trainer, run_training, train
 
 BASE = ["model.hidden=[10,8]", "train.epochs=3", "train.batch_size=10", "channel.algorithm=srbp"]
 
@@ -96,7 +96,7 @@ def test_mnist_bp_five_epochs(mnist):
 
 @pytest.mark.parametrize("algorithm", ["bp", "rbp", "srbp", "top"])
 def test_split_minibatch_on_two_threads_matches_one_thread(tiny_data, algorithm):
-    """Two threads run the minibatch as two halves (lowbit_rbp.split); only float rounding differs."""
+    """Two threads run the minibatch as two halves (lowbit_rbp.learning.split); only float rounding differs."""
     old = torch.get_num_threads()
     results = {}
     for threads in (1, 2):
@@ -127,7 +127,7 @@ def test_split_is_not_used_where_halves_would_differ(tiny_data, extra):
 @pytest.mark.parametrize("activation", ["tanh", "logistic", "relu", "linear"])
 def test_fused_fprime_product_equals_fprime_times_signal(activation):
     """``mul_fprime_`` (two fused ops for tanh/logistic) equals building f' and multiplying."""
-    from lowbit_rbp.models import fprime_from_output_, mul_fprime_from_output_, _activate_
+    from lowbit_rbp.nets.mlp import fprime_from_output_, mul_fprime_from_output_, _activate_
     g = torch.Generator().manual_seed(3)
     o = torch.randn(37, 23, generator=g)
     _activate_(o, activation)
@@ -139,7 +139,7 @@ def test_fused_fprime_product_equals_fprime_times_signal(activation):
 
 
 def test_tanh_and_in_place_softmax_match_float64():
-    from lowbit_rbp.models import _activate_, softmax_
+    from lowbit_rbp.nets.mlp import _activate_, softmax_
     s = torch.randn(64, 130, generator=torch.Generator().manual_seed(4)) * 3
     t = s.clone()
     _activate_(t, "tanh")
@@ -172,7 +172,7 @@ def test_starting_numba_threads_keeps_torch_thread_count():
     import subprocess
     import sys
     code = ("import torch; torch.set_num_threads(1)\n"
-            "from lowbit_rbp.train import match_numba_threads\n"
+            "from lowbit_rbp.learning.trainer import match_numba_threads\n"
             "match_numba_threads()\n"
             "import numba, numpy as np\n"
             "from kernels import dispatch\n"

@@ -15,7 +15,7 @@ import json
 import re
 import sqlite3
 
-from lowbit_rbp.config import FORMAT_FIELDS, from_dict
+from lowbit_rbp.core.config import FORMAT_FIELDS, from_dict
 
 
 def old_spec_to_explicit(spec: str) -> str:

@@ -123,7 +123,7 @@ def short_label(g: dict) -> str:
 
 # --- accuracy along an axis -------------------------------------------------------------------
 def _paper(row: str, alg: str):
-    from ..paper import MNIST_TABLE1
+    from .paper import MNIST_TABLE1
     return MNIST_TABLE1.get(row, {}).get(alg)
 
 

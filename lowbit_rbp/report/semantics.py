@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 
-from ..paper import MNIST_TABLE1
+from .paper import MNIST_TABLE1
 from .tables import protocol_markdown, store_report_main
 
 ALGS = ("bp", "rbp", "srbp")

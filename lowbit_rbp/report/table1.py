@@ -15,7 +15,7 @@ import itertools
 import math
 import statistics
 
-from ..paper import MNIST_TABLE1
+from .paper import MNIST_TABLE1
 from .tables import protocol_markdown, store_report_main
 
 COLUMNS = ("bp", "rbp", "srbp", "top")

@@ -17,8 +17,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import bad_value
-from ..formats import parse_format
-from ..store import SCHEMA_VERSION, Store, StoreError
+from ..core.formats import parse_format
+from ..results.store import SCHEMA_VERSION, Store, StoreError
 
 # Cost per training example (hw_models.cost_report); any of them can bound a budget.
 COST_KEYS = ("energy_pj", "lc_energy_pj", "lc_ops", "wires", "bits_moved", "feedback_memory_bits")
@@ -105,7 +105,7 @@ def _store_name(store) -> str:
 
 def load_results(store, cost_fn=None) -> list[dict]:
     """One dict per run: ids, axes read from the config, final epoch metrics, optional cost columns."""
-    from ..config import from_dict
+    from ..core.config import from_dict
     st, close = _open(store)
     try:
         runs = st.runs()
@@ -364,7 +364,7 @@ def _axis_value(axis: Axis, config: dict):
     if axis.key == "update_bits":
         return _fmt_value(config, "formats", "update")
     if axis.key in ("sparsity_n", "rank"):
-        from ..feedback import parse_feedback_spec
+        from ..core.feedback import parse_feedback_spec
         try:
             fs = parse_feedback_spec(ch["feedback"])
         except Exception:

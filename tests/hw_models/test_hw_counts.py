@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from lowbit_rbp.config import load_config
+from lowbit_rbp.core.config import load_config
 from hw_models import Conv2d, Dense, channel_op_counts, cost_report, paper_cifar_net
 
 # The paper's MNIST net 784-100-100-100-100-10: N_1..N_4 = 100, N_L = N_5 = 10.
@@ -115,7 +115,7 @@ def test_actual_sparse_matrices_counted_exactly():
 
 
 def test_seeded_draw_matches_build_feedback():
-    from lowbit_rbp.feedback import build_feedback
+    from lowbit_rbp.core.feedback import build_feedback
     rng = np.random.default_rng(3)
     mats = [build_feedback("sparse:n=2", (10, 100), rng, skipped=True) for _ in range(4)]
     nnz = sum(int(np.count_nonzero(m)) for m in mats)
@@ -233,10 +233,10 @@ def test_channel_op_counts_extension_point():
 def test_matches_real_channel_matrices():
     """The trainer's own feedback matrices go in unchanged (torch tensors, keyed like Channel.B)."""
     try:
-        from lowbit_rbp.channel import make_channel
-        from lowbit_rbp.models import MLP
+        from lowbit_rbp.learning.channel import make_channel
+        from lowbit_rbp.nets.mlp import MLP
     except ImportError as exc:  # pragma: no cover - the channel is another part of the project
-        pytest.skip(f"lowbit_rbp.channel not importable: {exc}")
+        pytest.skip(f"lowbit_rbp.learning.channel not importable: {exc}")
     cfg = load_config(None, ["channel.algorithm=srbp", "channel.feedback=sparse:n=2", "model.hidden=[20,20]"])
     rng = np.random.default_rng(0)
     net = MLP([784, 20, 20, 10], rng=rng)

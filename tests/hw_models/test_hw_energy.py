@@ -1,7 +1,7 @@
 """Energy arithmetic against the table, by hand, and the scaling rules."""
 import pytest
 
-from lowbit_rbp.config import load_config
+from lowbit_rbp.core.config import load_config
 from hw_models import cost_report, load_energy_table
 
 

@@ -1,7 +1,7 @@
 """Bad input: clear errors naming the bad value."""
 import pytest
 
-from lowbit_rbp.config import ModelConfig, RunConfig, load_config
+from lowbit_rbp.core.config import ModelConfig, RunConfig, load_config
 from lowbit_rbp.errors import ConfigError, LowbitError
 from hw_models import Conv2d, CostModelError, Dense, Floorplan, cost_report, load_energy_table, mlp
 from hw_models.energy import TABLES_DIR

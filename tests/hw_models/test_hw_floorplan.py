@@ -1,7 +1,7 @@
 """Wires from the floorplan: counts, lengths, bits moved."""
 import pytest
 
-from lowbit_rbp.config import load_config
+from lowbit_rbp.core.config import load_config
 from hw_models import Floorplan, cost_report
 
 

@@ -4,7 +4,7 @@ import csv
 import io
 import json
 
-from lowbit_rbp.config import load_config
+from lowbit_rbp.core.config import load_config
 from hw_models import SCHEMA_VERSION, cost_report
 from hw_models.cli import main as cli_main, register
 from hw_models.report import CostRow

@@ -27,7 +27,7 @@ def main() -> int:
     from numba import cuda
     assert cuda.simulator_enabled if hasattr(cuda, "simulator_enabled") else True
     from kernels import dispatch, reference
-    from lowbit_rbp.formats import FixedPoint, LogQuant
+    from lowbit_rbp.core.formats import FixedPoint, LogQuant
 
     failures = []
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowbit_rbp.formats import FixedPoint, Float32, LogQuant
+from lowbit_rbp.core.formats import FixedPoint, Float32, LogQuant
 
 # The Numba kernels pick a loop per format (kernels.cpu.kernel_mode): threshold tables for log
 # formats with <= 8 levels (LOG_TABLE[_STOCH]), exponent bits for more levels with e_min > -1022

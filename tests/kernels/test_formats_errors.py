@@ -7,7 +7,7 @@ import torch
 
 from kernels import dispatch, reference
 from lowbit_rbp.errors import ConfigError
-from lowbit_rbp.formats import OVERFLOWS, ROUNDINGS, UNDERFLOWS, FixedPoint, LogQuant, parse_format
+from lowbit_rbp.core.formats import OVERFLOWS, ROUNDINGS, UNDERFLOWS, FixedPoint, LogQuant, parse_format
 
 
 def _msg(exc_info) -> str:

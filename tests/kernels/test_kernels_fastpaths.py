@@ -19,7 +19,7 @@ from hypothesis.extra.numpy import arrays
 
 from kcases import ACCUMULATORS, LOG_FORMATS, awkward_values, describe_diff, same_bits
 from kernels import cpu, dispatch, reference
-from lowbit_rbp.formats import FixedPoint, Float32, LogQuant
+from lowbit_rbp.core.formats import FixedPoint, Float32, LogQuant
 
 MODES = {cpu.GENERAL: "general", cpu.FIXED_NE_SAT: "fixed_ne_sat", cpu.LOG_BITS: "log_bits",
          cpu.LOG_TABLE: "log_table", cpu.LOG_TABLE_STOCH: "log_table_stoch", cpu.LOG_BITS_STOCH: "log_bits_stoch"}

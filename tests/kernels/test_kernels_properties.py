@@ -9,7 +9,7 @@ from hypothesis.extra.numpy import arrays
 
 from kcases import same_bits
 from kernels import dispatch, reference
-from lowbit_rbp.formats import FixedPoint, LogQuant
+from lowbit_rbp.core.formats import FixedPoint, LogQuant
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -29,14 +29,14 @@ SWEEP = {
 
 
 def sweep(**changes):
-    from lowbit_rbp.sweep import expand_sweep
+    from lowbit_rbp.results.sweep import expand_sweep
     data = {**SWEEP, **changes}
     return expand_sweep(data)
 
 
 def slow_epochs(delay: float) -> None:
     """Make every epoch take at least ``delay`` seconds (patches Trainer.run in this process)."""
-    from lowbit_rbp import train
+    from lowbit_rbp.learning import trainer as train
     orig = train.Trainer.run
 
     def run(self, **kw):
@@ -53,7 +53,7 @@ def main(argv):
     p.add_argument("--reverse", action="store_true")
     p.add_argument("--delay", type=float, default=0.0)
     args = p.parse_args(argv)
-    from lowbit_rbp.sweep import run_sweep
+    from lowbit_rbp.results.sweep import run_sweep
     if args.delay:
         slow_epochs(args.delay)
     sw = sweep()

@@ -1,9 +1,9 @@
 """The Table 1 and quantization-semantics reports: cells computed from a store, beside the paper."""
-from lowbit_rbp.config import RunConfig, apply_overrides
+from lowbit_rbp.core.config import RunConfig, apply_overrides
 from lowbit_rbp.report import semantics, table1
 from lowbit_rbp.report.tables import load_results
-from lowbit_rbp.store import Store
-from lowbit_rbp.train import EpochRecord
+from lowbit_rbp.results.store import Store
+from lowbit_rbp.learning.trainer import EpochRecord
 
 
 def _put(store, overrides, row, acc, status="finished"):
@@ -106,7 +106,7 @@ def test_table1_report_has_ordering_and_explanations(tmp_path):
 
 
 def test_experiment_ordering_uses_the_table1_check_on_cifar_rows():
-    from lowbit_rbp.experiments import ordering
+    from lowbit_rbp.results.experiments import ordering
 
     def row(r, col, accs):
         return {"row": r, "column": col, "per_seed": accs}
@@ -128,7 +128,7 @@ def test_experiment_ordering_uses_the_table1_check_on_cifar_rows():
 
 def test_experiment_report_of_another_length_gets_its_own_file(tmp_path):
     """A 100-epoch foundation run writes mnist_foundation_100ep.md beside (not over) the default."""
-    from lowbit_rbp import experiments
+    from lowbit_rbp.results import experiments
     assert experiments.report_stem("foundation", 20) == "mnist_foundation"
     assert experiments.report_stem("foundation", 100) == "mnist_foundation_100ep"
     summaries = [{"label": "BP", "row": "baseline", "column": "bp", "seed": s, "epochs": 100, "status": "ok",

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from lowbit_rbp.config import RunConfig, apply_overrides
+from lowbit_rbp.core.config import RunConfig, apply_overrides
 from lowbit_rbp.report import load_results, write_report
 from lowbit_rbp.report.tables import axis_groups, axis_series, group
-from lowbit_rbp.store import Store
-from lowbit_rbp.sweep import load_sweep
-from lowbit_rbp.train import EpochRecord
+from lowbit_rbp.results.store import Store
+from lowbit_rbp.results.sweep import load_sweep
+from lowbit_rbp.learning.trainer import EpochRecord
 
 H7 = "model.hidden=[100,100,100,100,100,100,100]"
 SWEEPS = Path(__file__).resolve().parents[2] / "lowbit_rbp" / "sweeps"

@@ -6,8 +6,8 @@ import pytest
 
 from lowbit_rbp.errors import ConfigError, LowbitError
 from lowbit_rbp.report import budget, group, load_results, pareto_front, write_report
-from lowbit_rbp.sweep import run_sweep
-from lowbit_rbp.sweep_cli import register
+from lowbit_rbp.results.sweep import run_sweep
+from lowbit_rbp.results.cli import register
 
 sys.path.insert(0, str(Path(__file__).parent))
 import helper  # noqa: E402
@@ -105,7 +105,7 @@ def test_cli_report_and_errors(store, tmp_path, capsys):
 
 def test_cli_sweep_runs_a_sweep_file(tmp_path, capsys, monkeypatch):
     # The CLI loads the real dataset; point the worker's loader at the tiny data instead.
-    from lowbit_rbp import sweep as sweep_mod
+    from lowbit_rbp.results import sweep as sweep_mod
     monkeypatch.setattr(sweep_mod, "_load_data", lambda spec, cfg: helper.tiny(cfg))
     f = tmp_path / "s.toml"
     f.write_text('seeds = [0]\n[base]\nmodel.hidden = [4]\ntrain.epochs = 1\ntrain.batch_size = 50\n'
@@ -122,8 +122,8 @@ def test_cli_sweep_runs_a_sweep_file(tmp_path, capsys, monkeypatch):
 
 
 def test_shipped_sweep_files_expand():
-    from lowbit_rbp.paper import MNIST_TABLE1
-    from lowbit_rbp.sweep import load_sweep
+    from lowbit_rbp.report.paper import MNIST_TABLE1
+    from lowbit_rbp.results.sweep import load_sweep
     root = Path(__file__).resolve().parents[2] / "lowbit_rbp" / "sweeps"
     sw = load_sweep(root / "mnist_table1.toml")
     rows = {r.tags["row"] for r in sw.runs}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lowbit_rbp.errors import ConfigError
-from lowbit_rbp.store import SCHEMA_VERSION, Store, StoreError
-from lowbit_rbp.sweep import expand_sweep, load_sweep, run_sweep
+from lowbit_rbp.results.store import SCHEMA_VERSION, Store, StoreError
+from lowbit_rbp.results.sweep import expand_sweep, load_sweep, run_sweep
 
 sys.path.insert(0, str(Path(__file__).parent))
 import helper  # noqa: E402

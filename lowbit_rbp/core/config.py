@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from .errors import ConfigError, bad_value
+from ..errors import ConfigError, bad_value
 from .formats import parse_format
 
 ALGORITHMS = ("bp", "rbp", "srbp", "sbp", "top", "arbp", "asrbp")
@@ -50,7 +50,7 @@ class ChannelConfig:
     algorithm: str = "bp"
     # Multiply the received signal by f'(S^h) (the paper's "with f'"); False gives the no-f' variants.
     fprime: bool = True
-    # Feedback-matrix spec for the random algorithms (see lowbit_rbp.feedback).
+    # Feedback-matrix spec for the random algorithms (see lowbit_rbp.core.feedback).
     feedback: str = "glorot_normal"
     # Draw fresh feedback matrices every minibatch (the paper's "stochasticity" ablation).
     resample: bool = False
@@ -120,7 +120,7 @@ class RunConfig:
     threads: int = 0
     # How two or more threads are used on a dense float MLP: "blas" hands each GEMM to a
     # multi-threaded BLAS; "split" runs the two halves of each minibatch on two threads
-    # (lowbit_rbp.split). Which is faster depends on the machine (bench_epoch.py measures both).
+    # (lowbit_rbp.learning.split). Which is faster depends on the machine (bench_epoch.py measures both).
     parallel: str = "blas"
     name: str = ""
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .augment import augment_
+from ..data.augment import augment_
 from .channel import make_channel
-from .config import RunConfig
-from .models import MLP
+from ..core.config import RunConfig
+from ..nets.mlp import MLP
 from . import split
 
 
@@ -135,7 +135,7 @@ class Trainer:
         self.bias_grads = [torch.empty_like(b) for b in self.net.b]
         self.augment = (t.translate, t.hflip) if (t.translate or t.hflip) else None
         self.threads = cfg.threads or torch.get_num_threads()
-        self._split = None           # lowbit_rbp.split.SplitBatch, built on first use
+        self._split = None           # lowbit_rbp.learning.split.SplitBatch, built on first use
         self.scores = EpochScores(self.x_train.shape[0], data.n_classes)
 
     def lr(self) -> float:
@@ -273,13 +273,13 @@ def build_net(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int, rng:
     """The forward net a config names: an MLP on flat inputs, or a ConvNet when ``model.conv`` is set."""
     m = cfg.model
     if m.conv:
-        from .convnet import ConvNet
+        from ..nets.convnet import ConvNet
         net = ConvNet(input_shape, m.conv, m.hidden, n_classes, m.activation, m.init, rng,
                       conv_kernel=m.conv_kernel, pool=m.pool, pool_stride=m.pool_stride)
     else:
         net = MLP([int(np.prod(input_shape)), *m.hidden, n_classes], m.activation, m.init, rng)
     if m.weight_bits or m.act_bits:
-        from .forward_quant import ForwardQuant
+        from ..nets.forward_quant import ForwardQuant
         net.forward_quant = ForwardQuant(net.W, m.weight_bits, m.act_bits)
     return net
 
@@ -291,7 +291,7 @@ def _subset(x, y, n):
 def train(cfg: RunConfig, data=None, *, progress: bool = False) -> RunResult:
     """Train in memory (no files); returns every epoch's record."""
     if data is None:
-        from .data import load_dataset
+        from ..data import load_dataset
         data = load_dataset(cfg.model.dataset)
     trainer = Trainer(cfg, data)
     records = list(trainer.run(progress=progress))
@@ -313,11 +313,11 @@ def run_training(cfg: RunConfig, out: str | Path, data=None, *, progress: bool =
     same config continues after the last finished epoch (restored exactly from the checkpoint);
     a file written for another config is refused rather than mixed.
     """
-    from .errors import ConfigError
+    from ..errors import ConfigError
     out = Path(out)
     ckpt = out.with_suffix(out.suffix + ".ckpt")
     if data is None:
-        from .data import load_dataset
+        from ..data import load_dataset
         data = load_dataset(cfg.model.dataset)
     trainer = Trainer(cfg, data)
     records: list[EpochRecord] = []

@@ -20,7 +20,7 @@ Runs = (each ``[[runs]]`` entry, or one empty entry) x grid product x seeds, on 
 Runs with the same config hash are trained once (the first label wins).
 
 Each run is trained by ``run_one`` in a worker that writes its epochs to the SQLite store itself
-(see ``lowbit_rbp.store`` for claims and restarts); only the store path travels to workers.
+(see ``lowbit_rbp.results.store`` for claims and restarts); only the store path travels to workers.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import RunConfig, from_dict, read_toml
-from .errors import ConfigError, bad_value
+from ..core.config import RunConfig, from_dict, read_toml
+from ..errors import ConfigError, bad_value
 
 SWEEP_KEYS = ("name", "description", "seeds", "base", "grid", "runs")
 RUN_TAG_KEYS = ("row", "grid")
@@ -95,7 +95,7 @@ def _set(data: dict, dotted: str, value) -> None:
 def _check_key(where: str, dotted: str) -> None:
     """Validate one dotted key against RunConfig's fields (ConfigError names the allowed ones)."""
     from dataclasses import fields
-    from .config import SECTIONS, TOP_LEVEL
+    from ..core.config import SECTIONS, TOP_LEVEL
     parts = dotted.split(".")
     if len(parts) == 1 and parts[0] in TOP_LEVEL:
         return
@@ -200,7 +200,7 @@ def _load_data(spec, cfg: RunConfig):
     if key in _DATA_CACHE:
         return _DATA_CACHE[key]
     if spec is None:
-        from .data import load_dataset
+        from ..data import load_dataset
         data = load_dataset(cfg.model.dataset)
     else:
         fn = _resolve(spec) if isinstance(spec, str) else spec
@@ -229,7 +229,7 @@ def run_one(store_path: str, cfg_dict: dict, tags: dict | None = None, data=None
     """Train one run into the store at ``store_path``; returns (config_hash, outcome) with outcome
     finished | diverged | failed | done (already done: skipped) | busy (another sweep has it)."""
     from .store import Store, new_owner
-    from .train import Trainer, machine_info
+    from ..learning.trainer import Trainer, machine_info
     cfg = from_dict(cfg_dict)
     if threads or cfg.threads:
         import torch

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError, bad_value
+from ..errors import ConfigError, bad_value
 
 KINDS = ("glorot_normal", "glorot_uniform", "sparse", "lowrank", "sign_concordant")
 SPARSE_SCALES = ("auto", "one", "inv_n")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import ConfigError, bad_value
+from ..errors import ConfigError, bad_value
 
 ROUNDINGS = ("nearest_even", "nearest_away", "truncate", "stochastic")
 OVERFLOWS = ("saturate", "wrap")

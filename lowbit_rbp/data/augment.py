@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import bad_value
+from ..errors import bad_value
 
 
 def augment_(x: torch.Tensor, translate: float, hflip: float, rng: np.random.Generator) -> torch.Tensor:

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import RunConfig, apply_overrides
-from .errors import bad_value
+from ..core.config import RunConfig, apply_overrides
+from ..errors import bad_value
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Experiment:
     epochs: int                     # default epochs
     store: str                      # default results store
     report: str                     # report file stem
-    paper_table: str                # name of the table in lowbit_rbp.paper
+    paper_table: str                # name of the table in lowbit_rbp.report.paper
 
 
 EXPERIMENTS = {
@@ -141,8 +141,8 @@ NOTES = {
 def ordering(rows: list[dict], paper_table: str) -> list[str]:
     """Per table row, our algorithm order (by mean accuracy) beside the paper's, with every pair the
     two rank differently, our gap against our seeds' spread (the MNIST Table 1 check, reused)."""
-    from . import paper as paper_tables
-    from .report.table1 import check_text, ordering as row_ordering
+    from ..report import paper as paper_tables
+    from ..report.table1 import check_text, ordering as row_ordering
     paper_rows = getattr(paper_tables, paper_table)
     cells = {}
     for r in rows:   # a row's first variant per column is its main one (e.g. sparse-1 before "per sender")
@@ -209,7 +209,7 @@ def summarize_run(v: Variant, cfg: RunConfig, store) -> dict:
 
 def table(summaries: list[dict], paper_table: str = "MNIST_TABLE1") -> list[dict]:
     """Group runs by variant: mean and sample sd of final test accuracy (%)."""
-    from . import paper as paper_tables
+    from ..report import paper as paper_tables
     paper_rows = getattr(paper_tables, paper_table)
     out = []
     for label in dict.fromkeys(s["label"] for s in summaries):

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
-from .errors import LowbitError
+from ..errors import LowbitError
 
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "finished", "diverged", "failed")

@@ -16,7 +16,7 @@ magnitude-only updates, per-weight feedback, resampling, sign concordance, fixed
 Indexing: weight layer k = 0..L-1 maps ``O[k]`` to ``O[k+1]``; ``J[k]`` is what layer k's units
 receive (shape of ``O[k+1]``), ``R[k]`` the signal its update uses: for dense layers the same
 tensor, shape ``(batch, N_{k+1})``, update ``W[k] += lr/batch * R[k]^T O[k]``; for conv blocks
-(``lowbit_rbp.convnet``) ``R[k]`` is ``J[k]`` routed back through the max pooling. The net's
+(``lowbit_rbp.nets.convnet``) ``R[k]`` is ``J[k]`` routed back through the max pooling. The net's
 ``backward_input``, ``route`` and ``weight_grad`` carry the layer types; the channel never asks.
 """
 from __future__ import annotations
@@ -24,11 +24,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .config import RunConfig
-from .errors import ConfigError
-from .feedback import build_feedback, parse_feedback_spec
-from .formats import Float32, parse_format
-from .models import MLP
+from ..core.config import RunConfig
+from ..errors import ConfigError
+from ..core.feedback import build_feedback, parse_feedback_spec
+from ..core.formats import Float32, parse_format
+from ..nets.mlp import MLP
 
 # What the channel needs from a network (MLP or ConvNet): W, b, sizes, shapes, kinds, n_layers,
 # fprime_, route, backward_input, weight_grad, feedback_layout, as_kernel.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from .errors import ConfigError, bad_value
+from ..errors import ConfigError, bad_value
 
 DEFAULT_STORE = "results/sweeps.db"
 
@@ -35,7 +35,7 @@ def cmd_sweep(args) -> int:
 
 
 def _parse_budget(items) -> dict:
-    from .report import COST_KEYS
+    from ..report import COST_KEYS
     out = {}
     for item in items or ():
         k, eq, v = item.partition("=")
@@ -50,7 +50,7 @@ def _parse_budget(items) -> dict:
 
 def cmd_report(args) -> int:
     from pathlib import Path
-    from .report import write_report
+    from ..report import write_report
     if not Path(args.store).is_file():
         raise ConfigError(f"results store {args.store!r} does not exist; run `lowbit-rbp sweep` first")
     limits = _parse_budget(args.budget)
@@ -73,7 +73,7 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
-    from .report import COST_KEYS
+    from ..report import COST_KEYS
     p = subparsers.add_parser("report", help="Markdown tables and PNG plots from a results store")
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--out", default="reports/sweeps", help="output folder (tables.md, *.png)")

@@ -18,7 +18,7 @@ layer k+1's shape: the forward kernel for BP, a fixed random kernel for RBP
 output error to all of the block's pooled units.
 
 Forward precision: with ``weight_bits``/``act_bits`` > 0 the forward pass uses Brevitas
-quantizers (``lowbit_rbp.forward_quant``) on the weights and on every hidden activation; the
+quantizers (``lowbit_rbp.nets.forward_quant``) on the weights and on every hidden activation; the
 channel and the update see the quantized values (straight-through), the updates go to the
 float weights.
 """
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import bad_value
-from .models import ACTIVATIONS, Net, glorot, softmax_
+from ..errors import bad_value
+from .mlp import ACTIVATIONS, Net, glorot, softmax_
 
 
 class ConvNet(Net):

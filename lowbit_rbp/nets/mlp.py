@@ -13,7 +13,7 @@ import torch
 
 from kernels import dispatch
 
-from .errors import bad_value
+from ..errors import bad_value
 
 ACTIVATIONS = ("tanh", "relu", "logistic", "linear")
 
@@ -88,7 +88,7 @@ class MLP(Net):
         self.b = [torch.zeros(n) for n in sizes[1:]]
         self.shapes = [(n,) for n in sizes]
         # Weights as the forward pass used them: W itself, or their quantized values when a
-        # ``forward_quant`` (lowbit_rbp.forward_quant) is set; BP sends its signal through these.
+        # ``forward_quant`` (lowbit_rbp.nets.forward_quant) is set; BP sends its signal through these.
         self.forward_quant = forward_quant
         self.W_fwd = list(self.W)
         # Transposed views made once (a view costs a few microseconds of dispatch per minibatch);

@@ -24,7 +24,7 @@ from common import Tables, command_line, time_interleaved  # noqa: E402
 from lowbit_rbp.data.augment import augment_  # noqa: E402
 from lowbit_rbp.core.config import RunConfig, apply_overrides  # noqa: E402
 from lowbit_rbp.data import load_dataset  # noqa: E402
-from lowbit_rbp.results.experiments import CIFAR10_PROTOCOL  # noqa: E402
+from lowbit_rbp.results.sweep import load_sweep  # noqa: E402
 from lowbit_rbp.learning.trainer import Trainer  # noqa: E402
 
 BATCH = 128
@@ -73,8 +73,9 @@ def main(argv=None):
         torch.set_num_threads(threads)
         contenders = {}
         for alg in ("bp", "rbp", "srbp"):
-            cfg = apply_overrides(RunConfig(), [*CIFAR10_PROTOCOL, f"channel.algorithm={alg}", f"train.train_subset={n}",
-                                                f"threads={threads}"])
+            # The CIFAR-10 protocol of the sweep file (its baseline run), this algorithm, n examples.
+            protocol = load_sweep("cifar10", seeds=[0]).runs[0].config
+            cfg = apply_overrides(protocol, [f"channel.algorithm={alg}", f"train.train_subset={n}", "name=''"])
             tr = Trainer(cfg, data)
             contenders[f"ours {alg.upper()}"] = lambda tr=tr: tr.train_epoch()
         ag = AutogradBP(tr.x_train.numpy(), tr.y_train)   # the same centred images and labels

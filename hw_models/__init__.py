@@ -1,23 +1,21 @@
-"""Hardware cost model of the learning channel: what BP, RBP, SRBP and their variants cost per
-training example, per epoch and per run, phase by phase (operations by width, memory, wires, energy).
+"""Hardware models: what actions cost and where they sit, knowing nothing of learning rules.
 
-    from hw_models import cost_report
-    rep = cost_report(cfg)                 # cfg: lowbit_rbp.core.config.RunConfig
-    rep.summary["channel"]["feedback_mults"], rep.to_markdown(), rep.to_csv(), rep.to_json()
+Energy tables as data with sources and their pricing rules (``energy``), operands and the
+arithmetic a product or a sum needs (``operands``), layer shapes of the work (``layers``), a
+floorplan's wires (``floorplan``), the records counted actions are priced into and their exports
+(``records``, ``report``), published figures to set results beside (``anchors``).
 
-Schema of the records: hw_models/SCHEMA.md.
+Counting what a training run's learning channel does is ``lowbit_rbp.cost``'s job; it hands its
+counts to these models. Schema of the records: hw_models/SCHEMA.md.
 """
-from .counts import (CHANNEL_RULES, PHASES, ChannelLayerCount, channel_op_counts, count_example, examples_per_epoch,
-                     make_setup)
 from .energy import DEFAULT_TABLE, EnergyTable, known_tables, load_energy_table
 from .errors import CostModelError
 from .floorplan import Floorplan
-from .layers import Conv2d, Dense, mlp, network_from_config, paper_cifar_net
-from .report import SCHEMA_VERSION, CostReport, CostRow, cost_report
+from .layers import Conv2d, Dense, mlp
+from .records import PHASES, Action, MemoryRecord
+from .report import SCHEMA_VERSION, CostReport, CostRow
 
 __all__ = [
-    "CHANNEL_RULES", "PHASES", "ChannelLayerCount", "channel_op_counts", "count_example", "examples_per_epoch",
-    "make_setup", "DEFAULT_TABLE", "EnergyTable", "known_tables", "load_energy_table", "CostModelError",
-    "Floorplan", "Conv2d", "Dense", "mlp", "network_from_config", "paper_cifar_net", "SCHEMA_VERSION",
-    "CostReport", "CostRow", "cost_report",
+    "DEFAULT_TABLE", "EnergyTable", "known_tables", "load_energy_table", "CostModelError", "Floorplan", "Conv2d",
+    "Dense", "mlp", "PHASES", "Action", "MemoryRecord", "SCHEMA_VERSION", "CostReport", "CostRow",
 ]

@@ -1,12 +1,10 @@
-"""Errors of the cost model. A ``CostModelError`` is a ``ConfigError`` (hence a ``LowbitError``),
-so the command line prints it as ``error: ...`` without a traceback."""
+"""Errors of the hardware models. The command line prints a ``CostModelError`` as ``error: ...``
+without a traceback."""
 from __future__ import annotations
 
-from lowbit_rbp.errors import ConfigError
 
-
-class CostModelError(ConfigError):
-    """A network, energy table, floorplan or option given to the cost model is invalid."""
+class CostModelError(ValueError):
+    """A network, energy table, floorplan or option given to the hardware models is invalid."""
 
 
 def bad(what: str, value, allowed) -> CostModelError:

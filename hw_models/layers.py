@@ -83,8 +83,9 @@ class Conv2d:
 
     ``padding``: ``"same"`` (``(k-1)//2`` zeros each side), ``"valid"`` (none) or an integer.
     ``pool_padding``: ``"same"`` (output ``ceil(Ho / stride)``, the usual "overlapping pooling"
-    of cuda-convnet-style nets, giving 32 -> 16 -> 8 -> 4 for the paper's CIFAR net) or ``"valid"``
-    (``floor((Ho - pool_k) / stride) + 1``).
+    of cuda-convnet-style nets), ``"valid"`` (``floor((Ho - pool_k) / stride) + 1``) or an integer
+    p of padding each side (``floor((Ho + 2p - pool_k) / stride) + 1``; the trainer's nets use
+    ``pool_k // 2``, giving 32 -> 16 -> 8 -> 4 for the paper's CIFAR net).
     """
 
     in_ch: int
@@ -95,7 +96,7 @@ class Conv2d:
     stride: int = 1
     padding: object = "same"
     pool: tuple[int, int] | None = None
-    pool_padding: str = "same"
+    pool_padding: object = "same"
     name: str = ""
 
     kind = "conv"
@@ -113,8 +114,11 @@ class Conv2d:
                 raise bad("Conv2d pool", self.pool, "None or (pool_k, pool_stride)")
             _positive_int("Conv2d pool size", self.pool[0])
             _positive_int("Conv2d pool stride", self.pool[1])
-        if self.pool_padding not in PADDINGS:
-            raise bad("Conv2d pool_padding", self.pool_padding, ", ".join(PADDINGS))
+        if isinstance(self.pool_padding, str):
+            if self.pool_padding not in PADDINGS:
+                raise bad("Conv2d pool_padding", self.pool_padding, "'same', 'valid' or an integer >= 0")
+        elif isinstance(self.pool_padding, bool) or not isinstance(self.pool_padding, int) or self.pool_padding < 0:
+            raise bad("Conv2d pool_padding", self.pool_padding, "'same', 'valid' or an integer >= 0")
         ho, wo = self.out_hw
         if ho < 1 or wo < 1:
             raise CostModelError(f"Conv2d: a {self.k}x{self.k} kernel with padding {self.padding!r} and stride "
@@ -144,7 +148,8 @@ class Conv2d:
         pk, ps = self.pool
         if self.pool_padding == "same":
             return math.ceil(ho / ps), math.ceil(wo / ps)
-        return (ho - pk) // ps + 1, (wo - pk) // ps + 1
+        p = 0 if self.pool_padding == "valid" else self.pool_padding
+        return (ho + 2 * p - pk) // ps + 1, (wo + 2 * p - pk) // ps + 1
 
     @property
     def n_in(self) -> int:
@@ -200,11 +205,6 @@ class Conv2d:
 
 Layer = Dense | Conv2d
 
-INPUTS = {"mnist": 784, "cifar10": 3 * 32 * 32, "cifar10-subset": 3 * 32 * 32}
-N_CLASSES = 10
-# Training examples per epoch of each dataset (the trainer drops a last partial minibatch).
-TRAIN_EXAMPLES = {"mnist": 60_000, "cifar10": 50_000, "cifar10-subset": 5_085}
-
 
 def mlp(sizes) -> tuple[Dense, ...]:
     """Dense layers for layer sizes ``[N_0, N_1, ..., N_L]``."""
@@ -215,47 +215,6 @@ def mlp(sizes) -> tuple[Dense, ...]:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise bad(f"layer size N_{i}", n, "an integer >= 1")
     return tuple(Dense(sizes[i], sizes[i + 1], name=f"dense{i + 1}") for i in range(len(sizes) - 1))
-
-
-IMAGE_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar10-subset": (3, 32, 32)}
-
-
-def network_from_config(cfg) -> tuple[Layer, ...]:
-    """The net a RunConfig trains: ``model.conv`` blocks (conv k x k same padding, max-pool with
-    padding pool // 2, as lowbit_rbp.nets.convnet builds them), then the dense ``model.hidden`` layers
-    and the 10-way output; with no conv blocks the MLP ``[input, *model.hidden, 10]``."""
-    m = cfg.model
-    if m.dataset not in INPUTS:
-        raise bad("model.dataset", m.dataset, ", ".join(INPUTS))
-    if not getattr(m, "conv", ()):
-        return mlp([INPUTS[m.dataset], *m.hidden, N_CLASSES])
-    ch, h, w = IMAGE_SHAPES[m.dataset]
-    layers = []
-    for i, out_ch in enumerate(m.conv):
-        c = Conv2d(ch, out_ch, m.conv_kernel, h, w, 1, "same", (m.pool, m.pool_stride), "same", name=f"conv{i + 1}")
-        layers.append(c)
-        ch, (h, w) = out_ch, c.pooled_hw
-    sizes = [layers[-1].n_out, *m.hidden, N_CLASSES]
-    layers += [Dense(a, b, name=f"dense{len(layers) + j + 1}") for j, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
-    return tuple(layers)
-
-
-def paper_cifar_net(pool_padding: str = "same") -> tuple[Layer, ...]:
-    """The paper's CIFAR-10 net: 3 x (conv 5x5, 64 ch, stride 1, same padding, max-pool 3x3 stride 2),
-    dense 1024, dense 10. With ``pool_padding="same"`` the maps are 32 -> 16 -> 8 -> 4 (flatten 1024)."""
-    layers = []
-    ch, hw = 3, 32
-    for i in range(3):
-        c = Conv2d(ch, 64, 5, hw, hw, 1, "same", (3, 2), pool_padding, name=f"conv{i + 1}")
-        layers.append(c)
-        ch, hw = 64, c.pooled_hw[0]
-    flat = layers[-1].n_out
-    layers.append(Dense(flat, 1024, name="dense4"))
-    layers.append(Dense(1024, N_CLASSES, name="dense5"))
-    return tuple(layers)
-
-
-NETWORKS = {"mlp": None, "cifar-conv": paper_cifar_net}
 
 
 def check_network(layers) -> tuple[Layer, ...]:

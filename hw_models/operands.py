@@ -29,7 +29,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lowbit_rbp.core.formats import FixedPoint, Float32, LogQuant, parse_format
+from .errors import CostModelError
+
 
 KINDS = ("float", "fixed", "log", "sign", "binary")
 
@@ -57,17 +58,18 @@ BINARY = Operand("binary", 1, 0)
 
 
 def operand(fmt) -> Operand:
-    """The operand a number format (object or spec string) puts on a wire or into an ALU."""
-    fmt = parse_format(fmt)
-    if isinstance(fmt, Float32):
+    """The operand a number format puts on a wire or into an ALU. ``fmt`` is any object with the
+    number-format interface (``kind`` float | fixed | log, ``bits``; log formats: ``min_exponent``),
+    e.g. the formats of ``lowbit_rbp.core.formats``."""
+    if fmt.kind == "float":
         return FLOAT32
-    if isinstance(fmt, FixedPoint):
-        return Operand("fixed", fmt.word, fmt.word)
-    if isinstance(fmt, LogQuant):
+    if fmt.kind == "fixed":
+        return Operand("fixed", fmt.bits, fmt.bits)
+    if fmt.kind == "log":
         if fmt.bits == 1:
             return Operand("sign", 1, 1)
         return Operand("log", fmt.bits, -fmt.min_exponent + 2)
-    raise AssertionError(fmt)
+    raise CostModelError(f"number format {fmt!r}: kind {fmt.kind!r}; allowed: float, fixed, log")
 
 
 def fixed(bits: int) -> Operand:
@@ -123,4 +125,4 @@ def result(a: Operand, b: Operand) -> Operand:
 
 
 def is_quantized(fmt) -> bool:
-    return not isinstance(parse_format(fmt), Float32)
+    return fmt.kind != "float"

@@ -6,7 +6,8 @@ import torch
 from lowbit_rbp.learning.channel import make_channel
 from lowbit_rbp.core.config import RunConfig, apply_overrides
 from lowbit_rbp.nets.mlp import MLP
-from lowbit_rbp.learning.trainer import Trainer, train
+from lowbit_rbp.learning.trainer import Trainer
+from lowbit_rbp.results.runs import train
 
 
 def small_setup(algorithm="bp", sizes=(7, 6, 5, 4, 3), activation="tanh", extra=()):

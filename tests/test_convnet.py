@@ -11,14 +11,25 @@ from lowbit_rbp.learning.channel import make_channel
 from lowbit_rbp.core.config import RunConfig, apply_overrides
 from lowbit_rbp.nets.convnet import ConvNet
 from lowbit_rbp.errors import ConfigError
-from lowbit_rbp.results.experiments import CIFAR10, CIFAR10_PROTOCOL, FOUNDATION, expand
 from lowbit_rbp.core.feedback import build_feedback
+from lowbit_rbp.nets.layout import net_layers
+from lowbit_rbp.results.sweep import load_sweep
+from tinydata import TinyImages
+
+CIFAR10 = load_sweep("cifar10", seeds=[0])
+
+
+def conv_net(input_shape, conv, hidden, n_classes=10, rng=None):
+    """A ConvNet laid out as a config with these conv blocks and hidden layers lays it out."""
+    cfg = apply_overrides(RunConfig(), ["model.dataset=cifar10", f"model.conv={list(conv)}",
+                                        f"model.hidden={list(hidden)}"])
+    return ConvNet(net_layers(cfg.model, input_shape, n_classes), rng=rng)
 
 SMALL = ["model.dataset=cifar10-subset", "model.conv=[4,5]", "model.hidden=[7]"]
 
 
 def small_net(seed=1, dtype=torch.float64):
-    net = ConvNet((3, 12, 12), [4, 5], [7], 10, rng=np.random.default_rng(seed))
+    net = conv_net((3, 12, 12), [4, 5], [7], 10, rng=np.random.default_rng(seed))
     gen = torch.Generator().manual_seed(seed)
     net.W = [w.to(dtype) for w in net.W]
     net.W_fwd = list(net.W)
@@ -114,7 +125,7 @@ def test_conv_srbp_sends_the_output_error_to_every_pooled_unit(float64):
 
 
 def test_random_conv_kernel_has_forward_init_scale_and_sparse_counts():
-    net = ConvNet((3, 32, 32), [64, 64], [32], 10, rng=np.random.default_rng(0))
+    net = conv_net((3, 32, 32), [64, 64], [32], 10, rng=np.random.default_rng(0))
     (sender, receiver), fans = net.feedback_layout(1)
     assert (sender, receiver) == (64 * 25, 64) and fans == (64 * 25, 64 * 25)
     m = build_feedback("glorot_normal", (sender, receiver), np.random.default_rng(1), fans=fans)
@@ -145,37 +156,18 @@ def test_augmentation_keeps_shapes_and_labels_and_moves_pixels():
     assert torch.equal(same, augment_(x.clone(), 0.2, 0.5, np.random.default_rng(9)))   # seeded
 
 
-class TinyImages:
-    """A small CIFAR-shaped data set (the real one is exercised by the data tests and the report)."""
-    name = "tiny-images"
-    n_classes = 10
-    input_shape = (3, 12, 12)
-
-    def __init__(self, n=40, seed=0):
-        rng = np.random.default_rng(seed)
-        self.x_train = rng.integers(0, 256, (n, 3, 12, 12), dtype=np.uint8)
-        self.y_train = rng.integers(0, 10, n)
-        self.x_test = self.x_train[:10]
-        self.y_test = self.y_train[:10]
-
-    def images_float32(self, split):
-        x = self.x_train if split == "train" else self.x_test
-        return x.astype(np.float32) / 255.0
-
-
-@pytest.mark.parametrize("variant", CIFAR10, ids=lambda v: v.label)
+@pytest.mark.parametrize("variant", CIFAR10.runs, ids=lambda v: v.config.label())
 def test_every_cifar_variant_takes_a_step(variant):
     from lowbit_rbp.learning.trainer import Trainer
-    protocol = [o for o in CIFAR10_PROTOCOL if not o.startswith(("model.conv", "model.hidden", "train.batch_size"))]
-    cfg = apply_overrides(RunConfig(), [*protocol, "model.conv=[4,4]", "model.hidden=[8]", "train.batch_size=8",
-                                        *variant.overrides, "train.epochs=1"])
+    cfg = apply_overrides(variant.config, ["model.conv=[4,4]", "model.hidden=[8]", "train.batch_size=8",
+                                           "train.epochs=1"])
     tr = Trainer(cfg, TinyImages())
     before = [w.clone() for w in tr.net.W]
     loss, acc, diverged = tr.train_epoch()
     assert not diverged and np.isfinite(loss)
     changed = [not torch.equal(a, b) for a, b in zip(before, tr.net.W)]
     assert changed[-1]
-    assert all(changed) == (variant.column != "top")
+    assert all(changed) == cfg.channel.rule.trains_hidden
 
 
 def test_brevitas_forward_trains_a_step_with_weights_and_activations_on_the_grid():
@@ -226,19 +218,18 @@ def test_new_config_fields_leave_stored_hashes_alone():
 
 
 def test_cost_model_reads_the_same_conv_config_as_the_trainer():
-    from hw_models.layers import network_from_config, paper_cifar_net
-    cfg = apply_overrides(RunConfig(), list(CIFAR10_PROTOCOL))
-    layers = network_from_config(cfg)
-    assert layers == paper_cifar_net()
-    net = ConvNet((3, 32, 32), cfg.model.conv, cfg.model.hidden, 10)
-    assert [layer.n_out for layer in layers] == net.sizes[1:]          # 16384, 4096, 1024, 1024, 10
+    from lowbit_rbp.cost import make_setup
+    from lowbit_rbp.nets import build_net
+    cfg = CIFAR10.runs[0].config
+    layers = make_setup(cfg).layers
+    net = build_net(cfg, (3, 32, 32), 10, np.random.default_rng(0))
+    assert [layer.n_out for layer in layers] == net.sizes[1:] == [16384, 4096, 1024, 1024, 10]
     assert [layer.n_in for layer in layers] == net.sizes[:-1]
 
 
 def test_experiment_runs_carry_their_variant_labels_and_keep_their_hashes():
     """Labels with a quote (BP no f') reach the config's name intact; the name is not in the hash."""
-    runs = expand(FOUNDATION, [0])
-    assert [cfg.name for _, cfg in runs] == [v.label for v in FOUNDATION]
-    assert "BP no f'" in [cfg.name for _, cfg in runs]
-    for v, cfg in runs:
-        assert cfg.config_hash() == apply_overrides(cfg, ["name='x'"]).config_hash()
+    runs = load_sweep("foundation", seeds=[0]).runs
+    assert "BP no f'" in [r.config.name for r in runs]
+    for r in runs:
+        assert r.config.config_hash() == apply_overrides(r.config, ["name='x'"]).config_hash()

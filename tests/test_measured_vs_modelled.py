@@ -3,8 +3,7 @@ equal the cost model's counts, per layer, for each algorithm, feedback and forma
 import numpy as np
 import pytest
 
-from hw_models.counts import channel_op_counts
-from hw_models.layers import mlp
+from lowbit_rbp.cost import channel_op_counts
 from lowbit_rbp.core.config import RunConfig, apply_overrides
 from lowbit_rbp.learning.instrument import OpTally
 from lowbit_rbp.learning.trainer import Trainer
@@ -35,10 +34,10 @@ def test_channel_counts_measured_equal_modelled(tiny_data, overrides):
     tr.channel.tally = tally = OpTally()
     tr.train_epoch()
     steps = tiny_data.x_train.shape[0] // 20
-    sizes = [tiny_data.x_train.shape[1], 10, 9, 8, tiny_data.n_classes]
     matrices = {k: b.numpy() for k, b in tr.channel.B.items()} or None
     model = {c.k: c for c in channel_op_counts(cfg, feedback_matrices=matrices, batch_size=20,
-                                               network=mlp(sizes))}
+                                               input_shape=tiny_data.x_train.shape[1:],
+                                               n_classes=tiny_data.n_classes)}
     assert sorted(model) == sorted(tally.layers)
     for k, measured in tally.layers.items():
         m = model[k]

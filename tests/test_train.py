@@ -8,7 +8,8 @@ import torch
 from lowbit_rbp.learning import trainer as train_mod
 from lowbit_rbp.core.config import RunConfig, apply_overrides
 from lowbit_rbp.errors import ConfigError
-from lowbit_rbp.learning.trainer import Trainer, run_training, train
+from lowbit_rbp.learning.trainer import Trainer
+from lowbit_rbp.results.runs import run_training, train
 
 BASE = ["model.hidden=[10,8]", "train.epochs=3", "train.batch_size=10", "channel.algorithm=srbp"]
 
@@ -94,36 +95,6 @@ def test_mnist_bp_five_epochs(mnist):
     assert train(cfg, mnist).final.test_acc > 0.965
 
 
-@pytest.mark.parametrize("algorithm", ["bp", "rbp", "srbp", "top"])
-def test_split_minibatch_on_two_threads_matches_one_thread(tiny_data, algorithm):
-    """Two threads run the minibatch as two halves (lowbit_rbp.learning.split); only float rounding differs."""
-    old = torch.get_num_threads()
-    results = {}
-    for threads in (1, 2):
-        tr = Trainer(cfg_of(f"channel.algorithm={algorithm}", "train.batch_size=64", f"threads={threads}",
-                            "parallel=split"), tiny_data)
-        before = torch.get_num_threads()
-        loss, acc, _ = tr.train_epoch()
-        results[threads] = (tr, loss, acc)
-        assert (tr._split is not None) == (threads == 2)
-        assert torch.get_num_threads() == before         # restored for whoever shares the process
-    torch.set_num_threads(old)
-    (a, la, aa), (b, lb, ab) = results[1], results[2]
-    assert abs(la - lb) < 1e-5 and aa == ab
-    for wa, wb in zip(a.net.W, b.net.W):
-        torch.testing.assert_close(wa, wb, rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize("extra", [["channel.dropout=0.2"], ["formats.error='log:alpha=2,bits=3'"],
-                                   ["channel.algorithm=arbp"], ["train.batch_size=40"],
-                                   ["parallel=blas"]])
-def test_split_is_not_used_where_halves_would_differ(tiny_data, extra):
-    tr = Trainer(cfg_of("channel.algorithm=rbp", "train.batch_size=64", "threads=2", "parallel=split", *extra),
-                 tiny_data)
-    tr.train_epoch()
-    assert tr._split is None
-
-
 @pytest.mark.parametrize("activation", ["tanh", "logistic", "relu", "linear"])
 def test_fused_fprime_product_equals_fprime_times_signal(activation):
     """``mul_fprime_`` (two fused ops for tanh/logistic) equals building f' and multiplying."""
@@ -171,9 +142,9 @@ def test_starting_numba_threads_keeps_torch_thread_count():
     A fresh process, since the pool starts only once per process."""
     import subprocess
     import sys
-    code = ("import torch; torch.set_num_threads(1)\n"
-            "from lowbit_rbp.learning.trainer import match_numba_threads\n"
-            "match_numba_threads()\n"
+    code = ("from lowbit_rbp.core.runtime import Runtime\n"
+            "import torch\n"
+            "Runtime(threads=1).apply()\n"
             "import numba, numpy as np\n"
             "from kernels import dispatch\n"
             "dispatch.tanh_(np.zeros(dispatch.SERIAL_MAX_ACTIVATION * 2, np.float32))  # a parallel launch\n"

@@ -1,28 +1,46 @@
 """Run configuration: a frozen dataclass tree read from TOML and overridden by ``section.key=value``.
 
-``RunConfig.validate()`` (called by every constructor here) raises one ``ConfigError`` naming the
-bad field, its value and what is allowed. ``config_hash()`` keys results in the store.
+The config holds parsed objects, not spec strings: number formats (``lowbit_rbp.core.formats``) and
+the feedback spec (``lowbit_rbp.core.feedback``); ``channel.rule`` is the algorithm's descriptor
+(``lowbit_rbp.core.algorithms``). Spec strings are parsed once, where a config is built, and
+written back in their canonical form by ``to_dict``, so two specs that mean the same thing hash the
+same. ``RunConfig.validate()`` (called by every constructor here) raises one ``ConfigError``
+naming the bad field, its value and what is allowed. ``config_hash()`` keys results in the store.
+
+How a run is executed (threads, kernel backend, worker processes) is not part of the config: see
+``lowbit_rbp.core.runtime``.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..errors import ConfigError, bad_value
-from .formats import parse_format
+from .algorithms import NAMES as ALGORITHMS, Algorithm, algorithm as algorithm_descriptor, check_combination
+from .feedback import FeedbackSpec, parse_feedback_spec
+from .formats import Float32, Format, parse_format
 
-ALGORITHMS = ("bp", "rbp", "srbp", "sbp", "top", "arbp", "asrbp")
 ACTIVATIONS = ("tanh", "relu", "logistic", "linear")
 DATASETS = ("mnist", "cifar10", "cifar10-subset")
 UPDATE_MODES = ("full", "sign", "magnitude")
 QUANTIZE_AT = ("before_fprime", "after_fprime")
-BACKENDS = ("auto", "numpy", "numba", "cuda")
 INITS = ("glorot_normal", "glorot_uniform")
 FORMAT_FIELDS = ("error", "signal", "feedback", "update", "accumulator")
+# Settings that moved out of the run config into the runtime: stored configs written before the
+# move still carry them (dropped when read back); in a run file they are an error that says where
+# they went.
+RUNTIME_KEYS = ("threads", "parallel", "backend")
+# Fields added after results were first stored carry ``LATER``: at their default they are left out
+# of the hash, so every stored run keeps its key.
+LATER = {"later": True}
+
+
+def _later(default):
+    return field(default=default, metadata=LATER)
 
 
 @dataclass(frozen=True)
@@ -35,14 +53,14 @@ class ModelConfig:
     # Conv blocks before the hidden dense layers: output channels of each (empty = an MLP). Each
     # block: conv conv_kernel x conv_kernel, stride 1, same padding, activation, max-pool
     # pool x pool with stride pool_stride (the paper's CIFAR-10 net: [64, 64, 64], 5, 3, 2).
-    conv: tuple[int, ...] = ()
-    conv_kernel: int = 5
-    pool: int = 3
-    pool_stride: int = 2
+    conv: tuple[int, ...] = _later(())
+    conv_kernel: int = _later(5)
+    pool: int = _later(3)
+    pool_stride: int = _later(2)
     # Forward precision through Brevitas quantizers (0 = float): bit width of every forward weight
     # tensor (signed, per-tensor scale from max |W|) and of every hidden activation.
-    weight_bits: int = 0
-    act_bits: int = 0
+    weight_bits: int = _later(0)
+    act_bits: int = _later(0)
 
 
 @dataclass(frozen=True)
@@ -51,7 +69,7 @@ class ChannelConfig:
     # Multiply the received signal by f'(S^h) (the paper's "with f'"); False gives the no-f' variants.
     fprime: bool = True
     # Feedback-matrix spec for the random algorithms (see lowbit_rbp.core.feedback).
-    feedback: str = "glorot_normal"
+    feedback: FeedbackSpec = FeedbackSpec()
     # Draw fresh feedback matrices every minibatch (the paper's "stochasticity" ablation).
     resample: bool = False
     # Learning-channel dropout probability, surviving signals scaled by 1/(1-p).
@@ -65,31 +83,42 @@ class ChannelConfig:
     # Learning rate of the adaptive channel (ARBP/ASRBP) as a multiple of the forward rate.
     adaptive_lr_scale: float = 1.0
 
+    def __post_init__(self):
+        # A spec string (as TOML or a caller gives it) becomes the spec object.
+        object.__setattr__(self, "feedback", _parsed("channel.feedback", self.feedback, parse_feedback_spec))
+
+    @property
+    def rule(self) -> Algorithm:
+        """The descriptor of ``algorithm`` (lowbit_rbp.core.algorithms)."""
+        return algorithm_descriptor(self.algorithm)
+
 
 @dataclass(frozen=True)
 class FormatsConfig:
     # T - O^L as it enters the channel.
-    error: str = "float32"
+    error: Format = Float32()
     # Every signal a layer sends on (BP/RBP quantize before propagating, so errors accumulate).
-    signal: str = "float32"
+    signal: Format = Float32()
     # The feedback weights C^h.
-    feedback: str = "float32"
+    feedback: Format = Float32()
     # The per-example weight update, before it is summed over the minibatch.
-    update: str = "float32"
+    update: Format = Float32()
     # The accumulator of the update.
-    accumulator: str = "float32"
+    accumulator: Format = Float32()
     # Quantize the received signal J^h before multiplying by f' or the product after.
     quantize_at: str = "before_fprime"
 
     def __post_init__(self):
-        # Store every format as its canonical spec (all options named), so equal formats hash
-        # equally and a stored config keeps its meaning if a format default changes. A spec that
-        # does not parse is left as written for validate() to report with its field name.
+        # Spec strings become format objects; their canonical spec (every option named) is what
+        # ``to_dict`` writes, so a stored config keeps its meaning if a format default changes.
         for name in FORMAT_FIELDS:
-            try:
-                object.__setattr__(self, name, parse_format(getattr(self, name)).spec)
-            except ConfigError:
-                pass
+            object.__setattr__(self, name, _parsed(f"formats.{name}", getattr(self, name), parse_format))
+
+    @property
+    def quantized_update(self) -> bool:
+        """Each example's update is quantized (or accumulated in a fixed-point accumulator) before
+        the minibatch sum: the fused per-example kernel runs instead of one matrix product."""
+        return self.update.kind != "float" or self.accumulator.kind != "float"
 
 
 @dataclass(frozen=True)
@@ -106,8 +135,8 @@ class TrainConfig:
     test_subset: int = 0
     # Image augmentation (conv nets): random translation up to this fraction of the size each way
     # (edge pixels repeated), horizontal flip with this probability.
-    translate: float = 0.0
-    hflip: float = 0.0
+    translate: float = _later(0.0)
+    hflip: float = _later(0.0)
 
 
 @dataclass(frozen=True)
@@ -116,12 +145,6 @@ class RunConfig:
     channel: ChannelConfig = field(default_factory=ChannelConfig)
     formats: FormatsConfig = field(default_factory=FormatsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    backend: str = "auto"
-    threads: int = 0
-    # How two or more threads are used on a dense float MLP: "blas" hands each GEMM to a
-    # multi-threaded BLAS; "split" runs the two halves of each minibatch on two threads
-    # (lowbit_rbp.learning.split). Which is faster depends on the machine (bench_epoch.py measures both).
-    parallel: str = "blas"
     name: str = ""
 
     def validate(self) -> "RunConfig":
@@ -129,21 +152,23 @@ class RunConfig:
         return self
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain data (TOML/JSON-ready): format and feedback objects as their canonical specs."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = {g.name: _plain(getattr(value, g.name)) for g in fields(value)} \
+                if f.name in SECTIONS else value
+        return out
 
     def config_hash(self) -> str:
         """Hash of everything that changes a result (the display name does not)."""
         d = self.to_dict()
         d.pop("name")
-        d.pop("threads")
-        d.pop("parallel")
-        d.pop("backend")
-        # Fields added after results were stored leave the hash alone at their defaults, so
-        # every stored run keeps its key.
-        for section, key in LATER_FIELDS:
-            if d[section][key] == getattr(SECTIONS[section](), key):
-                del d[section][key]
-        blob = json.dumps(d, sort_keys=True, default=list).encode()
+        for section, cls in SECTIONS.items():
+            for f in fields(cls):
+                if f.metadata.get("later") and getattr(getattr(self, section), f.name) == f.default:
+                    del d[section][f.name]
+        blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def label(self) -> str:
@@ -151,10 +176,21 @@ class RunConfig:
 
 
 SECTIONS = {"model": ModelConfig, "channel": ChannelConfig, "formats": FormatsConfig, "train": TrainConfig}
-LATER_FIELDS = (("model", "conv"), ("model", "conv_kernel"), ("model", "pool"), ("model", "pool_stride"),
-                ("model", "weight_bits"), ("model", "act_bits"), ("train", "translate"), ("train", "hflip"))
-TOP_LEVEL = ("backend", "threads", "parallel", "name")
-PARALLEL_MODES = ("blas", "split")
+TOP_LEVEL = ("name",)
+
+
+def _parsed(where: str, value, parse):
+    """``parse(value)`` (an object passes through), a failure named by its field."""
+    try:
+        return parse(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return list(value)
+    return value.spec if hasattr(value, "spec") else value
 
 
 def describe(cfg: RunConfig) -> str:
@@ -162,12 +198,12 @@ def describe(cfg: RunConfig) -> str:
     parts = [c.algorithm]
     if not c.fprime:
         parts.append("nofprime")
-    if c.feedback != "glorot_normal" and c.algorithm not in ("bp", "sbp", "top"):
-        parts.append(c.feedback)
+    if c.feedback != FeedbackSpec() and c.rule.random_feedback:
+        parts.append(c.feedback.spec)
     for name in ("error", "signal", "feedback", "update"):
-        spec = getattr(cfg.formats, name)
-        if spec != "float32":
-            parts.append(f"{name}={spec}")
+        fmt = getattr(cfg.formats, name)
+        if fmt.kind != "float":
+            parts.append(f"{name}={fmt.spec}")
     if c.dropout:
         parts.append(f"dropout={c.dropout}")
     return " ".join(parts)
@@ -194,14 +230,15 @@ def _coerce(where: str, annot: str, value):
             if isinstance(value, bool):
                 raise ValueError
             return float(value)
-        if annot == "str":
+        if annot in ("str", "Format", "FeedbackSpec"):
+            # Specs stay strings here; the section parses them into objects (naming the field).
             if not isinstance(value, str):
                 raise ValueError
             return value
         if annot.startswith("tuple"):
             if isinstance(value, str):
                 value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
-            return tuple(int(v) for v in value)
+            return tuple(_coerce(where, "int", float(v) if isinstance(v, str) else v) for v in value)
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: got {value!r}; expected a value of type {annot}") from None
     raise AssertionError(annot)
@@ -211,6 +248,9 @@ def from_dict(data: dict) -> RunConfig:
     """Build a validated RunConfig from nested dicts (as TOML gives), rejecting unknown keys."""
     kwargs = {}
     for key, value in data.items():
+        if key in RUNTIME_KEYS:
+            raise ConfigError(f"{key!r} is not part of a run config any more: it says how a run is executed, "
+                              f"not what it computes; give it on the command line (--{key}) instead")
         if key in SECTIONS:
             cls = SECTIONS[key]
             if not isinstance(value, dict):
@@ -230,6 +270,12 @@ def from_dict(data: dict) -> RunConfig:
     return RunConfig(**kwargs).validate()
 
 
+def from_stored(data: dict) -> RunConfig:
+    """A config as a results store or run file recorded it (older records also carry the runtime
+    settings, which never changed a result and are dropped)."""
+    return from_dict({k: v for k, v in data.items() if k not in RUNTIME_KEYS})
+
+
 def apply_overrides(cfg: RunConfig, overrides) -> RunConfig:
     """Apply ``section.key=value`` strings (command-line overrides) to a config."""
     data = cfg.to_dict()
@@ -238,6 +284,9 @@ def apply_overrides(cfg: RunConfig, overrides) -> RunConfig:
         if not eq:
             raise ConfigError(f"override {item!r}: expected section.key=value, e.g. channel.algorithm=srbp")
         path = key.strip().split(".")
+        if len(path) == 1 and path[0] in RUNTIME_KEYS:
+            raise ConfigError(f"override {item!r}: {path[0]} is a runtime setting, not part of the run config; "
+                              f"use --{path[0]}")
         if len(path) == 1 and path[0] in TOP_LEVEL:
             data[path[0]] = _parse_scalar(raw)
             continue
@@ -306,8 +355,6 @@ def _validate(cfg: RunConfig) -> None:
         raise bad_value("model.init", m.init, ", ".join(INITS))
     if c.algorithm not in ALGORITHMS:
         raise bad_value("channel.algorithm", c.algorithm, ", ".join(ALGORITHMS))
-    from .feedback import parse_feedback_spec  # local: feedback imports errors only
-    parse_feedback_spec(c.feedback)
     if not 0.0 <= c.dropout < 1.0:
         raise bad_value("channel.dropout", c.dropout, "a probability in [0, 1)")
     if c.update not in UPDATE_MODES:
@@ -315,23 +362,21 @@ def _validate(cfg: RunConfig) -> None:
     n_layers = len(m.conv) + len(m.hidden) + 1
     if not 0 <= c.fixed_top < n_layers:
         raise bad_value("channel.fixed_top", c.fixed_top, f"0..{n_layers - 1} (the net has {n_layers} weight layers)")
-    if c.adaptive_lr_scale < 0:
-        raise bad_value("channel.adaptive_lr_scale", c.adaptive_lr_scale, "a number >= 0")
-    for name in FORMAT_FIELDS:
-        try:
-            parse_format(getattr(f, name))
-        except ConfigError as exc:
-            raise ConfigError(f"formats.{name}: {exc}") from None
+    if not (math.isfinite(c.adaptive_lr_scale) and c.adaptive_lr_scale >= 0):
+        raise bad_value("channel.adaptive_lr_scale", c.adaptive_lr_scale, "a finite number >= 0")
+    if f.accumulator.kind not in ("float", "fixed"):
+        raise bad_value("formats.accumulator", f.accumulator.spec,
+                        "float32 or a fixed-point format fixed:w=W,f=F (a log format cannot accumulate)")
     if f.quantize_at not in QUANTIZE_AT:
         raise bad_value("formats.quantize_at", f.quantize_at, ", ".join(QUANTIZE_AT))
     if t.epochs < 1:
         raise bad_value("train.epochs", t.epochs, "an integer >= 1")
     if t.batch_size < 1:
         raise bad_value("train.batch_size", t.batch_size, "an integer >= 1")
-    if not t.lr > 0:
-        raise bad_value("train.lr", t.lr, "a number > 0")
-    if t.lr_decay < 0:
-        raise bad_value("train.lr_decay", t.lr_decay, "a number >= 0")
+    if not (math.isfinite(t.lr) and t.lr > 0):
+        raise bad_value("train.lr", t.lr, "a finite number > 0")
+    if not (math.isfinite(t.lr_decay) and t.lr_decay >= 0):
+        raise bad_value("train.lr_decay", t.lr_decay, "a finite number >= 0")
     if not 0 <= t.momentum < 1:
         raise bad_value("train.momentum", t.momentum, "a number in [0, 1)")
     if t.seed < 0:
@@ -342,9 +387,9 @@ def _validate(cfg: RunConfig) -> None:
         raise bad_value("train.hflip", t.hflip, "a probability in [0, 1]")
     if t.train_subset < 0 or t.test_subset < 0:
         raise bad_value("train.train_subset/test_subset", (t.train_subset, t.test_subset), "integers >= 0 (0 = all)")
-    if cfg.backend not in BACKENDS:
-        raise bad_value("backend", cfg.backend, ", ".join(BACKENDS))
-    if cfg.threads < 0:
-        raise bad_value("threads", cfg.threads, "an integer >= 0 (0 = library default)")
-    if cfg.parallel not in PARALLEL_MODES:
-        raise bad_value("parallel", cfg.parallel, ", ".join(PARALLEL_MODES))
+    check_combination(cfg, layer_kinds(m))
+
+
+def layer_kinds(m: ModelConfig) -> list[str]:
+    """The kind of every weight layer of the net ``m`` describes: conv blocks, then dense layers."""
+    return ["conv"] * len(m.conv) + ["dense"] * (len(m.hidden) + 1)

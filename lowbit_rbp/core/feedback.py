@@ -38,6 +38,7 @@ _PARAMS = {
     "lowrank": {"r": int},
     "sign_concordant": {},
 }
+_FIELD = {"scale": "scale_rule"}    # spec key -> FeedbackSpec field where they differ
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class FeedbackSpec:
     kind: str = "glorot_normal"
     mean: float = 0.0
     n: int = 0
-    scale: str = "auto"
+    scale_rule: str = "auto"     # the spec's ``scale=``; ``scale(skipped)`` gives the value
     per: str = "receiver"
     r: int = 0
 
@@ -54,7 +55,7 @@ class FeedbackSpec:
         if self.kind in ("glorot_normal", "glorot_uniform"):
             return self.kind + (f":mean={self.mean}" if self.mean else "")
         if self.kind == "sparse":
-            return (f"sparse:n={self.n}" + (f",scale={self.scale}" if self.scale != "auto" else "")
+            return (f"sparse:n={self.n}" + (f",scale={self.scale_rule}" if self.scale_rule != "auto" else "")
                     + (f",per={self.per}" if self.per != "receiver" else ""))
         if self.kind == "lowrank":
             return f"lowrank:r={self.r}"
@@ -63,6 +64,28 @@ class FeedbackSpec:
     @property
     def needs_forward_sign(self) -> bool:
         return self.kind == "sign_concordant"
+
+    def density(self, sender: int, receiver: int) -> float:
+        """Probability that an entry of a ``(sender, receiver)`` matrix is non-zero (1 but for sparse):
+        ``n / sender`` (``per=receiver``: n non-zeros per receiving neuron, whose fan-in is ``sender``)
+        or ``n / receiver`` (``per=sender``), at most 1."""
+        if self.kind != "sparse":
+            return 1.0
+        return min(1.0, self.n / (sender if self.per == "receiver" else receiver))
+
+    def scale(self, skipped: bool) -> float:
+        """The value of a sparse matrix's non-zeros: ``auto`` is 1/n for layer-to-layer channels (RBP,
+        where the paper scales to stop error growth) and 1 for skipped ones (SRBP)."""
+        if self.kind != "sparse":
+            return 1.0
+        scale = self.scale_rule if self.scale_rule != "auto" else ("one" if skipped else "inv_n")
+        return 1.0 / self.n if scale == "inv_n" and self.n > 0 else 1.0
+
+    def check_shape(self, shape: tuple[int, int], where: str = "") -> None:
+        """Refuse a matrix shape this spec cannot fill (a rank above the matrix's)."""
+        if self.kind == "lowrank" and self.r > min(shape):
+            raise bad_value(f"feedback lowrank r{where}", self.r,
+                            f"1..{min(shape)} for a {shape[0]}x{shape[1]} matrix")
 
 
 def parse_feedback_spec(spec) -> FeedbackSpec:
@@ -81,7 +104,7 @@ def parse_feedback_spec(spec) -> FeedbackSpec:
             allowed = ", ".join(_PARAMS[kind]) or "no parameters"
             raise ConfigError(f"feedback spec {spec!r}: unknown parameter {key!r}; allowed for '{kind}': {allowed}")
         try:
-            values[key] = _PARAMS[kind][key](raw)
+            values[_FIELD.get(key, key)] = _PARAMS[kind][key](raw)
         except ValueError:
             raise ConfigError(f"feedback spec {spec!r}: {key}={raw!r} is not a valid {_PARAMS[kind][key].__name__}") from None
     fs = FeedbackSpec(kind=kind, **values)
@@ -89,8 +112,8 @@ def parse_feedback_spec(spec) -> FeedbackSpec:
         raise bad_value("feedback sparse n", fs.n, "an integer >= 0 (expected non-zeros per receiving neuron)")
     if kind == "sparse" and "n" not in values:
         raise ConfigError(f"feedback spec {spec!r}: sparse needs n=K (expected non-zeros per receiving neuron)")
-    if kind == "sparse" and fs.scale not in SPARSE_SCALES:
-        raise bad_value("feedback sparse scale", fs.scale, ", ".join(SPARSE_SCALES))
+    if kind == "sparse" and fs.scale_rule not in SPARSE_SCALES:
+        raise bad_value("feedback sparse scale", fs.scale_rule, ", ".join(SPARSE_SCALES))
     if kind == "sparse" and fs.per not in SPARSE_PER:
         raise bad_value("feedback sparse per", fs.per, ", ".join(SPARSE_PER))
     if kind == "lowrank" and fs.r < 1:
@@ -124,16 +147,10 @@ def build_feedback(spec, shape: tuple[int, int], rng: np.random.Generator, *, sk
         a = np.sqrt(6.0 / (fan_a + fan_b))
         m = rng.uniform(fs.mean - a, fs.mean + a, size=shape)
     elif fs.kind == "sparse":
-        p = min(1.0, fs.n / (sender if fs.per == "receiver" else receiver))
-        m = (rng.random(size=shape) < p).astype(np.float64)
-        scale = fs.scale
-        if scale == "auto":
-            scale = "one" if skipped else "inv_n"
-        if scale == "inv_n" and fs.n > 0:
-            m /= fs.n
+        m = (rng.random(size=shape) < fs.density(sender, receiver)).astype(np.float64)
+        m *= fs.scale(skipped)
     else:  # lowrank
-        if fs.r > min(shape):
-            raise bad_value("feedback lowrank r", fs.r, f"1..{min(shape)} for a {shape[0]}x{shape[1]} matrix")
+        fs.check_shape(shape)
         a = np.sqrt(6.0 / (fan_a + fan_b))
         full = rng.uniform(-a, a, size=shape)
         u, s, vt = np.linalg.svd(full, full_matrices=False)

@@ -74,5 +74,7 @@ SUBSET_SUMS = "SHA256SUMS"
 
 N_CLASSES = 10
 INPUT_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar10-subset": (3, 32, 32)}
+# Training examples of each set (the subset: the first 1,017 images of each of the 5 batches).
+TRAIN_EXAMPLES = {"mnist": 60_000, "cifar10": 50_000, "cifar10-subset": 5_085}
 TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar10-subset": "CIFAR-10 subset"}
 MNIST_CLASS_NAMES = tuple(str(i) for i in range(10))

@@ -24,10 +24,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..core.algorithms import check_combination
 from ..core.config import RunConfig
-from ..errors import ConfigError
-from ..core.feedback import build_feedback, parse_feedback_spec
-from ..core.formats import Float32, parse_format
+from ..core.feedback import build_feedback
 from ..nets.mlp import MLP
 
 # What the channel needs from a network (MLP or ConvNet): W, b, sizes, shapes, kinds, n_layers,
@@ -37,12 +36,12 @@ from ..nets.mlp import MLP
 class Quantizer:
     """Applies a number format to torch tensors in place, with a counter for stochastic modes."""
 
-    def __init__(self, spec, seed: int, backend: str = "auto"):
-        self.fmt = parse_format(spec)
+    def __init__(self, fmt, seed: int, backend: str = "auto"):
+        self.fmt = fmt
         self.seed = seed
         self.backend = backend
         self.counter = 0
-        self.active = not isinstance(self.fmt, Float32)
+        self.active = fmt.kind != "float"
 
     def __call__(self, t: torch.Tensor) -> torch.Tensor:
         if not self.active:
@@ -54,67 +53,53 @@ class Quantizer:
 
 
 class Channel:
-    """Base learning channel. Subclasses define ``source(k)`` and ``matrix(k, net)``."""
+    """Base learning channel; what kind of matrix its links use (the algorithm descriptor's
+    ``source``) picks the subclass, which defines ``matrix(k, net)`` (and ``prepare``)."""
 
-    skipped = False          # signals come straight from the output layer
-    random_feedback = True   # uses feedback matrices from the factory
-    trains_hidden = True
-
-    def __init__(self, cfg: RunConfig, net: MLP, rng: np.random.Generator, batch: int):
+    def __init__(self, cfg: RunConfig, net: MLP, rng: np.random.Generator, batch: int, backend: str = "auto"):
         c, f = cfg.channel, cfg.formats
         self.cfg = cfg
+        self.rule = c.rule
         self.L = net.n_layers
         self.use_fprime = c.fprime
         self.dropout = c.dropout
         self.update_mode = c.update
         self.per_weight = c.per_weight
         self.resample = c.resample
-        self.adaptive = c.algorithm in ("arbp", "asrbp")
+        self.adaptive = self.rule.adaptive
         self.adaptive_lr_scale = c.adaptive_lr_scale
-        self.feedback_spec = parse_feedback_spec(c.feedback)
+        self.feedback_spec = c.feedback
         self.rng = rng
         self.gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         seed = cfg.train.seed
-        self.q_error = Quantizer(f.error, seed * 4 + 1, cfg.backend)
-        self.q_signal = Quantizer(f.signal, seed * 4 + 2, cfg.backend)
-        self.q_feedback = Quantizer(f.feedback, seed * 4 + 3, cfg.backend)
+        self.q_error = Quantizer(f.error, seed * 4 + 1, backend)
+        self.q_signal = Quantizer(f.signal, seed * 4 + 2, backend)
+        self.q_feedback = Quantizer(f.feedback, seed * 4 + 3, backend)
         self.quantize_after = f.quantize_at == "after_fprime"
         # Per-example quantized weight update (paper section 5.2) and its accumulator; the fused
         # kernel never materializes the batch x out x in tensor. Bias updates stay float sums.
-        self.update_fmt = parse_format(f.update)
-        self.accumulator_fmt = parse_format(f.accumulator)
-        self.quantized_update = not (isinstance(self.update_fmt, Float32) and isinstance(self.accumulator_fmt, Float32))
+        self.update_fmt = f.update
+        self.accumulator_fmt = f.accumulator
+        self.quantized_update = f.quantized_update
         self.update_seed = seed * 4 + 4
         self.update_counter = 0
-        self.backend = cfg.backend
-        if self.feedback_spec.needs_forward_sign and (self.skipped or not self.random_feedback):
-            raise ConfigError(f"channel.feedback: sign_concordant needs a layer-to-layer random channel "
-                              f"(rbp, arbp); got algorithm {c.algorithm!r}")
-        conv = "conv" in net.kinds
-        if conv and (self.per_weight or self.quantized_update or c.algorithm == "sbp"):
-            what = ("channel.per_weight" if self.per_weight else
-                    "formats.update/accumulator" if self.quantized_update else "channel.algorithm=sbp")
-            raise ConfigError(f"{what} is defined for MLP models only (model.conv = {list(cfg.model.conv)}); "
-                              "conv nets support bp, rbp, srbp, arbp, asrbp, top with any feedback, f', dropout, "
-                              "update mode and error/signal/feedback formats")
-        if self.per_weight and not (self.random_feedback and self.skipped):
-            # Per-weight signals leave no per-neuron signal to pass on layer to layer, so only the
-            # skipped channel (every layer fed from the output error) is defined.
-            raise ConfigError(f"channel.per_weight needs a skipped random channel (srbp, asrbp); got {c.algorithm!r}")
+        self.backend = backend
+        # The net's own layer kinds (a config validated them; a net given directly is checked here).
+        check_combination(cfg, net.kinds)
         self.tally = None        # an instrument.OpTally to count what the channel executes
         self.B: dict[int, torch.Tensor] = {}
         self._magnitudes: dict[int, torch.Tensor] = {}
         self.per_weight_B: dict[int, torch.Tensor] = {}
-        if self.random_feedback and self.trains_hidden:
+        if self.rule.random_feedback:
             self.draw_feedback(net)
         self._alloc(net, batch)
 
     # --- what differs per algorithm -------------------------------------------------------
     def source(self, k: int) -> int:
-        return k + 1
+        return self.rule.sender(k, self.L)
 
     def matrix(self, k: int, net: MLP) -> torch.Tensor:
-        return self.B[k]
+        raise NotImplementedError
 
     def prepare(self, net: MLP) -> None:
         """Per-step set-up before signals are computed (SBP products, resampling, sign concordance)."""
@@ -125,8 +110,12 @@ class Channel:
             self.q_feedback(self.B[k])
 
     # --- shared machinery ---------------------------------------------------------------
+    @property
+    def skipped(self) -> bool:
+        return self.rule.skipped
+
     def hidden_layers(self):
-        return range(self.L - 1) if self.trains_hidden else range(0)
+        return range(self.L - 1) if self.rule.trains_hidden else range(0)
 
     def feedback_layout(self, k: int, net: MLP):
         """``(sender, receiver)`` of layer k's feedback matrix and the glorot fans (None: the shape's).
@@ -141,12 +130,16 @@ class Channel:
     def draw_feedback(self, net: MLP) -> None:
         for k in self.hidden_layers():
             shape, fans = self.feedback_layout(k, net)
+            where = f" (channel into weight layer {k})"
             if self.per_weight:
                 # One feedback weight per (sender, forward weight) triple: (sender, N_{k+1}, N_k).
                 full = (shape[0], net.sizes[k + 1], net.sizes[k])
-                m = build_feedback(self.feedback_spec, (shape[0], full[1] * full[2]), self.rng, skipped=self.skipped)
+                drawn = (shape[0], full[1] * full[2])
+                self.feedback_spec.check_shape(drawn, where)
+                m = build_feedback(self.feedback_spec, drawn, self.rng, skipped=self.skipped)
                 self.per_weight_B[k] = torch.from_numpy(m.reshape(full))
                 continue
+            self.feedback_spec.check_shape(shape, where)
             m = build_feedback(self.feedback_spec, shape, self.rng, skipped=self.skipped, fans=fans)
             m = torch.from_numpy(m) if self.skipped else net.as_kernel(k + 1, torch.from_numpy(m))
             if self.feedback_spec.needs_forward_sign:
@@ -206,9 +199,7 @@ class Channel:
 
     def trains(self, k: int) -> bool:
         """Whether weight layer k is updated (top layer always, unless held fixed)."""
-        if k >= self.L - self.cfg.channel.fixed_top:
-            return False
-        return k == self.L - 1 or self.trains_hidden
+        return self.rule.trains(k, self.L, self.cfg.channel.fixed_top)
 
     def plain_update(self, k: int) -> bool:
         """Whether layer k's update is exactly R^T O (so the loop may fuse it into the weights)."""
@@ -277,32 +268,23 @@ class Channel:
         self.gen.set_state(state["gen"])
 
 
-class BP(Channel):
-    random_feedback = False
+class ForwardChannel(Channel):
+    """BP: the signal goes down through the forward weights as the forward pass used them
+    (quantized when the forward is)."""
 
     def matrix(self, k, net):
-        return net.W_fwd[k + 1]     # the forward weights as used (quantized when the forward is)
+        return net.W_fwd[k + 1]
 
 
-class RBP(Channel):
-    pass
+class RandomChannel(Channel):
+    """RBP, SRBP and the adaptive ones: fixed random matrices from the feedback factory."""
+
+    def matrix(self, k, net):
+        return self.B[k]
 
 
-class SRBP(Channel):
-    skipped = True
-
-    def source(self, k):
-        return self.L - 1
-
-
-class SBP(Channel):
+class ProductChannel(Channel):
     """Skipped BP: the output error reaches layer k through the product of the forward matrices above it."""
-
-    skipped = True
-    random_feedback = False
-
-    def source(self, k):
-        return self.L - 1
 
     def prepare(self, net):
         prod = net.W[self.L - 1]
@@ -316,13 +298,12 @@ class SBP(Channel):
         return self._products[k]
 
 
-class TopOnly(Channel):
-    random_feedback = False
-    trains_hidden = False
+class NoChannel(Channel):
+    """Top layer only: no signal reaches the hidden layers."""
 
 
-CHANNELS = {"bp": BP, "rbp": RBP, "arbp": RBP, "srbp": SRBP, "asrbp": SRBP, "sbp": SBP, "top": TopOnly}
+CHANNELS = {"forward": ForwardChannel, "random": RandomChannel, "forward_product": ProductChannel, None: NoChannel}
 
 
-def make_channel(cfg: RunConfig, net: MLP, rng: np.random.Generator, batch: int) -> Channel:
-    return CHANNELS[cfg.channel.algorithm](cfg, net, rng, batch)
+def make_channel(cfg: RunConfig, net: MLP, rng: np.random.Generator, batch: int, backend: str = "auto") -> Channel:
+    return CHANNELS[cfg.channel.rule.source](cfg, net, rng, batch, backend)

@@ -6,26 +6,26 @@ checkpoint, so a killed run resumes from its last finished epoch.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 
-from ..data.augment import augment_
-from .channel import make_channel
 from ..core.config import RunConfig
-from ..nets.mlp import MLP
-from . import split
+from ..core.runtime import Runtime
+from ..data.augment import augment_
+from ..nets import build_net
+from .channel import make_channel
 
 
-@dataclass
+@dataclass(frozen=True)
 class EpochRecord:
+    """One finished epoch of a run."""
+
     epoch: int
     train_loss: float
     train_acc: float
@@ -35,16 +35,9 @@ class EpochRecord:
     seconds: float
     status: str = "ok"   # ok | diverged
 
-
-@dataclass
-class RunResult:
-    config: RunConfig
-    epochs: list[EpochRecord]
-    status: str          # finished | diverged
-
-    @property
-    def final(self) -> EpochRecord:
-        return self.epochs[-1]
+    @classmethod
+    def from_dict(cls, d: dict) -> "EpochRecord":
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 class EpochScores:
@@ -72,18 +65,6 @@ class EpochScores:
         return loss, int((probs.argmax(1) == labels).sum())
 
 
-def match_numba_threads() -> None:
-    """Give the Numba kernels (activations, quantizers) the thread count torch has, and keep
-    torch's. Parallel workers each run 1 thread, and a Numba pool sized to all cores in every
-    worker oversubscribes the machine. Starting Numba's OpenMP pool also resets the process's
-    OpenMP thread count (torch's) to all cores: two 1-thread sweep workers then ran 50x slower
-    (measured: 85-97 s per MNIST epoch instead of 1.7 s), so torch's count is set back."""
-    import numba
-    threads = torch.get_num_threads()
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    torch.set_num_threads(threads)
-
-
 def seed_streams(seed: int):
     """Independent generators for data order, initial weights and feedback matrices."""
     data_ss, init_ss, fb_ss = np.random.SeedSequence(seed).spawn(3)
@@ -93,13 +74,13 @@ def seed_streams(seed: int):
 class Trainer:
     """Holds the state of one run: net, channel, optimizer buffers, data order, step count."""
 
-    def __init__(self, cfg: RunConfig, data):
+    def __init__(self, cfg: RunConfig, data, runtime: Runtime | None = None):
+        """``runtime``: its kernel backend is used; its threads are the process's business
+        (``Runtime.apply``, called once where the process starts)."""
         cfg.validate()
         self.cfg = cfg
+        self.runtime = runtime or Runtime()
         t = cfg.train
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        match_numba_threads()
         m = cfg.model
         if m.conv:
             # Images (N, C, H, W) in [0, 1], centred by the training set's per-channel mean.
@@ -119,7 +100,7 @@ class Trainer:
         self.data_rng, init_rng, fb_rng = seed_streams(t.seed)
         self.net = build_net(cfg, tuple(self.x_train.shape[1:]), data.n_classes, init_rng)
         self.batch = min(t.batch_size, self.x_train.shape[0])
-        self.channel = make_channel(cfg, self.net, fb_rng, self.batch)
+        self.channel = make_channel(cfg, self.net, fb_rng, self.batch, self.runtime.backend)
         self.grads = [torch.empty_like(w) for w in self.net.W]
         self.velocity = ([torch.zeros_like(w) for w in self.net.W], [torch.zeros_like(b) for b in self.net.b]) \
             if t.momentum else None
@@ -134,8 +115,6 @@ class Trainer:
         self.acts = self.net.new_activations(self.batch)
         self.bias_grads = [torch.empty_like(b) for b in self.net.b]
         self.augment = (t.translate, t.hflip) if (t.translate or t.hflip) else None
-        self.threads = cfg.threads or torch.get_num_threads()
-        self._split = None           # lowbit_rbp.learning.split.SplitBatch, built on first use
         self.scores = EpochScores(self.x_train.shape[0], data.n_classes)
 
     def lr(self) -> float:
@@ -146,21 +125,6 @@ class Trainer:
         """One pass over the training set; returns (mean loss, accuracy, diverged)."""
         n = self.x_train.shape[0]
         order = torch.from_numpy(self.data_rng.permutation(n))
-        split_batch = None
-        if split.eligible(self.cfg, self.net, self.channel, self.batch, self.threads):
-            if self._split is None:
-                self._split = split.SplitBatch(self.net, self.channel, self.xb, self.tb)
-            split_batch = self._split
-        # Intra-op threads: 1 when the two halves of a split minibatch use the two cores; restored
-        # afterwards (the caller may share the process, e.g. a benchmark).
-        threads_before = torch.get_num_threads()
-        torch.set_num_threads(1 if split_batch is not None else self.threads)
-        try:
-            return self._epoch(order, n, split_batch, progress)
-        finally:
-            torch.set_num_threads(threads_before)
-
-    def _epoch(self, order, n, split_batch, progress):
         scores = self.scores
         seen = 0
         mom = self.cfg.train.momentum
@@ -173,24 +137,16 @@ class Trainer:
             if self.augment is not None:
                 augment_(self.xb, *self.augment, self.data_rng)
             torch.index_select(self.targets_train, 0, idx, out=self.tb)
-            if split_batch is not None:
-                finite = split_batch.step(scores, start, self.grads, self.bias_grads)
-            else:
-                acts = net.forward(self.xb, self.acts)
-                finite = scores.record(start, acts[-1])
+            acts = net.forward(self.xb, self.acts)
+            finite = scores.record(start, acts[-1])
             seen += self.batch
             if not finite:
                 _, correct = scores.totals(self.y_train_t[order[:seen]])
                 return float("nan"), correct / seen, True
-            if split_batch is None:
-                R = ch.signals(net, acts, self.tb)
+            R = ch.signals(net, acts, self.tb)
             lr = self.lr()
             scale = lr / self.batch
             for k in trained:
-                if split_batch is not None:
-                    g, gb = self.grads[k], self.bias_grads[k]
-                    self._apply(k, g, gb, scale, mom)
-                    continue
                 gb = net.bias_grad(k, R[k], self.bias_grads[k])
                 if fused[k]:
                     # Fused W += scale * R^T O: one BLAS call, no gradient buffer round trip.
@@ -200,8 +156,7 @@ class Trainer:
                     continue
                 g = ch.weight_gradient(k, net, acts, self.grads[k])
                 self._apply(k, g, gb, scale, mom)
-            if split_batch is None:
-                ch.after_update(net, acts, lr)
+            ch.after_update(net, acts, lr)
             self.step += 1
             if progress is not None:
                 progress.update(1)
@@ -269,102 +224,11 @@ class Trainer:
                 return
 
 
-def build_net(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int, rng: np.random.Generator):
-    """The forward net a config names: an MLP on flat inputs, or a ConvNet when ``model.conv`` is set."""
-    m = cfg.model
-    if m.conv:
-        from ..nets.convnet import ConvNet
-        net = ConvNet(input_shape, m.conv, m.hidden, n_classes, m.activation, m.init, rng,
-                      conv_kernel=m.conv_kernel, pool=m.pool, pool_stride=m.pool_stride)
-    else:
-        net = MLP([int(np.prod(input_shape)), *m.hidden, n_classes], m.activation, m.init, rng)
-    if m.weight_bits or m.act_bits:
-        from ..nets.forward_quant import ForwardQuant
-        net.forward_quant = ForwardQuant(net.W, m.weight_bits, m.act_bits)
-    return net
-
-
 def _subset(x, y, n):
     return (x[:n], y[:n]) if n else (x, y)
-
-
-def train(cfg: RunConfig, data=None, *, progress: bool = False) -> RunResult:
-    """Train in memory (no files); returns every epoch's record."""
-    if data is None:
-        from ..data import load_dataset
-        data = load_dataset(cfg.model.dataset)
-    trainer = Trainer(cfg, data)
-    records = list(trainer.run(progress=progress))
-    status = "diverged" if records and records[-1].status == "diverged" else "finished"
-    return RunResult(cfg, records, status)
 
 
 def machine_info() -> dict:
     return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
             "torch": torch.__version__}
-
-
-def run_training(cfg: RunConfig, out: str | Path, data=None, *, progress: bool = True,
-                 checkpoint: bool = True) -> RunResult:
-    """Train, appending one JSON line per finished epoch to ``out``; resume from its checkpoint.
-
-    The file starts with a header line holding the full config and its hash. A rerun with the
-    same config continues after the last finished epoch (restored exactly from the checkpoint);
-    a file written for another config is refused rather than mixed.
-    """
-    from ..errors import ConfigError
-    out = Path(out)
-    ckpt = out.with_suffix(out.suffix + ".ckpt")
-    if data is None:
-        from ..data import load_dataset
-        data = load_dataset(cfg.model.dataset)
-    trainer = Trainer(cfg, data)
-    records: list[EpochRecord] = []
-    if out.exists() and out.stat().st_size:
-        lines = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
-        header = lines[0]
-        if header.get("config_hash") != cfg.config_hash():
-            raise ConfigError(f"results file {str(out)!r} holds a run of another config "
-                              f"(hash {header.get('config_hash')}, this config {cfg.config_hash()}); "
-                              "choose another --out or delete it")
-        records = [EpochRecord(**{k: v for k, v in rec.items() if k != "type"}) for rec in lines[1:]]
-        if records and (records[-1].status == "diverged" or len(records) >= cfg.train.epochs):
-            status = "diverged" if records[-1].status == "diverged" else "finished"
-            return RunResult(cfg, records, status)
-        if records:
-            if not ckpt.exists():
-                raise ConfigError(f"{str(out)!r} has {len(records)} epochs but no checkpoint {str(ckpt)!r} to resume from")
-            trainer.load_state(torch.load(ckpt, weights_only=False))
-            records = records[: trainer.epoch]
-            _rewrite(out, lines[0], records)
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        header = {"type": "header", "config_hash": cfg.config_hash(), "label": cfg.label(), "config": cfg.to_dict(),
-                  "machine": machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        out.write_text(json.dumps(header) + "\n")
-
-    def save(rec: EpochRecord, tr: Trainer):
-        # The record first, then the checkpoint: a kill between the two leaves a record ahead of
-        # the checkpoint, which the resume drops and recomputes (deterministically).
-        with out.open("a") as fh:
-            fh.write(json.dumps({"type": "epoch", **asdict(rec)}) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        if checkpoint and rec.status == "ok":
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save(tr.state(), tmp)
-            os.replace(tmp, ckpt)
-
-    for rec in trainer.run(on_epoch=save, progress=progress):
-        records.append(rec)
-    if ckpt.exists() and (records[-1].status == "diverged" or len(records) >= cfg.train.epochs):
-        ckpt.unlink()
-    status = "diverged" if records[-1].status == "diverged" else "finished"
-    return RunResult(cfg, records, status)
-
-
-def _rewrite(out: Path, header: dict, records: list[EpochRecord]) -> None:
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(x) + "\n" for x in [header] + [{"type": "epoch", **asdict(r)} for r in records]))
-    os.replace(tmp, out)

@@ -37,39 +37,35 @@ class ConvNet(Net):
 
     eval_batch = 500    # a 32x32x64 pre-pool map is 256 KiB per example
 
-    def __init__(self, input_shape, conv_channels, hidden, n_classes, activation: str = "tanh",
-                 init: str = "glorot_normal", rng: np.random.Generator | None = None, *,
-                 conv_kernel: int = 5, pool: int = 3, pool_stride: int = 2, forward_quant=None):
+    def __init__(self, layers, activation: str = "tanh", init: str = "glorot_normal",
+                 rng: np.random.Generator | None = None, *, forward_quant=None):
+        """``layers``: conv blocks then dense layers (``lowbit_rbp.nets.layout.net_layers``), whose
+        shapes this net takes as given."""
         if activation not in ACTIVATIONS:
             raise bad_value("activation", activation, ", ".join(ACTIVATIONS))
-        if len(input_shape) != 3 or min(input_shape) < 1:
-            raise bad_value("conv net input shape", input_shape, "(channels, height, width), each >= 1")
-        if not conv_channels:
-            raise bad_value("model.conv", list(conv_channels), "at least one conv block (use an MLP otherwise)")
+        if not layers or layers[0].kind != "conv":
+            raise bad_value("conv net layers", [layer.describe() for layer in layers],
+                            "at least one conv block first (use an MLP otherwise)")
         rng = rng if rng is not None else np.random.default_rng(0)
         self.activation = activation
-        self.kernel, self.pool, self.pool_stride = conv_kernel, pool, pool_stride
-        self.pad, self.pool_pad = conv_kernel // 2, pool // 2
+        first = layers[0]
+        # Every conv block shares kernel and pooling geometry (stride 1, same padding).
+        self.kernel, (self.pool, self.pool_stride) = first.k, first.pool
+        self.pad, self.pool_pad = first.pad, first.pool_padding
         self.kinds: list[str] = []
-        self.shapes: list[tuple[int, ...]] = [tuple(int(s) for s in input_shape)]
+        self.shapes: list[tuple[int, ...]] = [(first.in_ch, first.H, first.W)]
         self.W: list[torch.Tensor] = []
-        c, h, w = self.shapes[0]
-        for cout in conv_channels:
-            fan_in, fan_out = c * conv_kernel ** 2, cout * conv_kernel ** 2
-            self.W.append(_glorot_kernel((cout, c, conv_kernel, conv_kernel), fan_in, fan_out, init, rng))
-            self.kinds.append("conv")
-            h = (h + 2 * self.pool_pad - pool) // pool_stride + 1
-            w = (w + 2 * self.pool_pad - pool) // pool_stride + 1
-            if h < 1 or w < 1:
-                raise bad_value("model.conv", list(conv_channels),
-                                f"at most as many pooling blocks as the {input_shape[1]}x{input_shape[2]} input allows")
-            c = cout
-            self.shapes.append((c, h, w))
-        for n in [*hidden, n_classes]:
-            fan_in = int(np.prod(self.shapes[-1]))
-            self.W.append(torch.from_numpy(np.ascontiguousarray(glorot((n, fan_in), init, rng), dtype=np.float32)))
-            self.kinds.append("dense")
-            self.shapes.append((n,))
+        for layer in layers:
+            if layer.kind == "conv":
+                k = layer.k
+                fan_in, fan_out = layer.in_ch * k ** 2, layer.out_ch * k ** 2
+                self.W.append(_glorot_kernel((layer.out_ch, layer.in_ch, k, k), fan_in, fan_out, init, rng))
+                self.shapes.append((layer.out_ch, *layer.pooled_hw))
+            else:
+                self.W.append(torch.from_numpy(np.ascontiguousarray(glorot((layer.n_out, layer.n_in), init, rng),
+                                                                    dtype=np.float32)))
+                self.shapes.append((layer.n_out,))
+            self.kinds.append(layer.kind)
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         self.b = [torch.zeros(w.shape[0]) for w in self.W]
         self.forward_quant = forward_quant

@@ -1,21 +1,14 @@
-"""Reports from a sweep results store: Markdown tables (each with its protocol) and PNG plots.
+"""Reports from results stores: Markdown tables (each with its protocol) and PNG plots.
 
-    from lowbit_rbp.report import load_results, write_report, budget
+    from lowbit_rbp.report.sweep_report import write_report
+    from lowbit_rbp.report.tables import load_results, group, budget
     write_report("results/sweeps.db", "reports/sweeps")          # tables.md + *.png
-    budget("results/sweeps.db", energy_pj=5e5, wires=1e4)          # configs that fit, best first
+    budget("results/sweeps.db", energy_pj=5e5, wires=1e4)          # variants that fit, best first
 
-Cost columns come from a pluggable ``cost_fn(RunConfig) -> dict | None`` (keys among ``COST_KEYS``,
-plus the energy split ``BREAKDOWN_KEYS`` shown in budget tables); the default uses
-``hw_models.cost_report`` when it can be imported, else none. Stores are opened read-only.
-
-Modules: ``tables`` (results, grouping, axes, protocol, budget, Pareto front, ``write_report``),
-``plots`` (the shared plot style and every PNG), ``table1`` (the paper's Table 1 with ordering
-check and explanations), ``semantics`` (the quantization-semantics study).
+Modules: ``tables`` (runs and groups of a store, axes, protocol, budget, Pareto front, Markdown
+tables), ``plots`` (the shared plot style and every PNG), ``sweep_report`` (a whole store's report),
+``experiment`` (a named sweep beside the paper's table), ``table1`` (the paper's Table 1 with
+ordering check and explanations), ``semantics`` (the quantization-semantics study), ``markdown``
+(number formatting and tables), ``paper`` (the paper's reference numbers). Stores are opened
+read-only; cost columns come from ``lowbit_rbp.cost``.
 """
-from .tables import (AXES, BREAKDOWN_KEYS, COST_KEYS, axis_groups, axis_series, budget, budget_markdown,
-                     default_cost, group, load_results, markdown_table, pareto_front, protocol, protocol_markdown,
-                     write_report)
-
-__all__ = ["AXES", "BREAKDOWN_KEYS", "COST_KEYS", "axis_groups", "axis_series", "budget", "budget_markdown",
-           "default_cost", "group", "load_results", "markdown_table", "pareto_front", "protocol",
-           "protocol_markdown", "write_report"]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from dataclasses import replace
+
+from ..core.algorithms import ALGORITHMS
 from .tables import AXES, AXIS, COST_INFO, COST_KEYS, axis_series, cost_points, front_groups
 
 ALG_COLORS = {"bp": "#1f77b4", "rbp": "#ff7f0e", "srbp": "#2ca02c", "top": "#7f7f7f", "arbp": "#d62728",
               "asrbp": "#9467bd", "sbp": "#8c564b"}
-ALG_NAMES = {"bp": "BP", "rbp": "RBP", "srbp": "SRBP", "top": "Top only", "arbp": "ARBP", "asrbp": "ASRBP",
-             "sbp": "SBP"}
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)))
 MARKERS = ("o", "s", "^", "v", "P")
 PAPER_STYLE = dict(marker="D", mfc="none", ls="none", ms=7, mew=1.3)
@@ -53,7 +54,7 @@ def new_figure(width: float = 8.0, height: float = 4.2, nrows: int = 1, ncols: i
 
 
 def alg_name(alg: str) -> str:
-    return ALG_NAMES.get(alg, alg.upper())
+    return ALGORITHMS[alg].label if alg in ALGORITHMS else alg.upper()
 
 
 def alg_color(alg: str) -> str:
@@ -78,47 +79,48 @@ def save(fig, path) -> bool:
     return True
 
 
-def protocol_line(groups: list[dict], stat: str = "mean ± sd") -> str:
+def protocol_line(groups: list, stat: str = "mean ± sd") -> str:
     """'mnist, hidden 100x4 tanh; 20 epochs; mean ± sd over 3 seeds' for the groups in a plot."""
-    nets = sorted({(g["config"]["model"]["dataset"], _hidden(g["config"]), g["config"]["model"]["activation"])
-                   for g in groups})
-    epochs = sorted({g["epochs_planned"] for g in groups})
-    seeds = sorted({len(g["seeds"]) for g in groups if g["seeds"]})
+    nets = sorted({(g.config.model.dataset, _hidden(g.config), g.config.model.activation) for g in groups})
+    epochs = sorted({g.first.epochs_planned for g in groups})
+    seeds = sorted({len(g.seeds) for g in groups if g.seeds})
     net = "; ".join(f"{d}, hidden {h} {a}" for d, h, a in nets)
     nseeds = "?" if not seeds else (str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}")
     return f"{net}; {'/'.join(map(str, epochs))} epochs; {stat} over {nseeds} seeds"
 
 
-def _hidden(config: dict) -> str:
-    h = list(config["model"]["hidden"])
+def _hidden(config) -> str:
+    h = list(config.model.hidden)
     return f"{h[0]}x{len(h)}" if h and len(set(h)) == 1 else "-".join(map(str, h)) or "none"
 
 
-def variant_text(g: dict) -> str:
-    """What sets a variant apart, in a few words ('n=8', 'error 3-bit', 'p=0.5', 'r=5', 'no f'')."""
+def variant_text(g, axes_shown: bool = True) -> str:
+    """What sets a variant apart, in a few words ('n=8', 'error 3-bit', 'p=0.5', 'r=5', 'no f'');
+    without the axis quantities (sparsity, rank, bits, dropout) unless ``axes_shown``."""
+    r = g.first
     parts = []
-    if not g["fprime"]:
+    if not r.fprime:
         parts.append("no f'")
-    if g["sparsity_n"] is not None:
-        parts.append(f"n={g['sparsity_n']}" + (" per sender" if "per=sender" in g["feedback"] else ""))
-    if g["rank"] is not None:
-        parts.append(f"r={g['rank']}")
-    elif g["feedback"].startswith("glorot_uniform"):
+    if axes_shown and r.sparsity_n is not None:
+        parts.append(f"n={r.sparsity_n}" + (" per sender" if "per=sender" in r.feedback else ""))
+    if axes_shown and r.rank is not None:
+        parts.append(f"r={r.rank}")
+    elif r.feedback.startswith("glorot_uniform"):
         parts.append("Glorot-uniform (full rank)")
-    if g["error_bits"] < 32:
-        parts.append(f"error {g['error_bits']}-bit")
-    if g["update_bits"] < 32:
-        parts.append(f"update {g['update_bits']}-bit")
-    if g["dropout"]:
-        parts.append(f"dropout {g['dropout']:g}")
-    if list(g["config"]["model"]["hidden"]) != [100, 100, 100, 100]:
-        parts.append(f"hidden {_hidden(g['config'])}")
+    if axes_shown and r.error_bits < 32:
+        parts.append(f"error {r.error_bits}-bit")
+    if axes_shown and r.update_bits < 32:
+        parts.append(f"update {r.update_bits}-bit")
+    if axes_shown and r.dropout:
+        parts.append(f"dropout {r.dropout:g}")
+    if list(g.config.model.hidden) != [100, 100, 100, 100]:
+        parts.append(f"hidden {_hidden(g.config)}")
     return ", ".join(parts)
 
 
-def short_label(g: dict) -> str:
+def short_label(g) -> str:
     v = variant_text(g)
-    return alg_name(g["algorithm"]) + (f" {v}" if v else "")
+    return alg_name(g.algorithm) + (f" {v}" if v else "")
 
 
 # --- accuracy along an axis -------------------------------------------------------------------
@@ -127,16 +129,15 @@ def _paper(row: str, alg: str):
     return MNIST_TABLE1.get(row, {}).get(alg)
 
 
-def _series_labels(series: list[dict]) -> list[str]:
+def _series_labels(series: list) -> list[str]:
     """Algorithm name, plus the tag or differing settings where two series share an algorithm."""
     labels = []
     for s in series:
-        same = [t for t in series if t["algorithm"] == s["algorithm"]]
-        text = alg_name(s["algorithm"])
+        same = [t for t in series if t.algorithm == s.algorithm]
+        text = alg_name(s.algorithm)
         if len(same) > 1:
-            extra = variant_text({**s["points"][0], "sparsity_n": None, "rank": None, "error_bits": 32,
-                                  "update_bits": 32, "dropout": 0.0})
-            tag = _tag_text(s["tag"])
+            extra = variant_text(s.points[0], axes_shown=False)
+            tag = _tag_text(s.tag)
             text += " (" + ", ".join(x for x in (tag, extra) if x) + ")" if (tag or extra) else ""
         labels.append(text)
     return labels
@@ -154,14 +155,14 @@ def _tag_text(tag: str) -> str:
 def _paper_points(axis, s, pct, ref_x):
     """The paper's Table 1 numbers for a series: (xs, ys, sds), the reference as the baseline row."""
     px, py, pe = [], [], []
-    if not s["paper"]:
+    if not s.paper:
         return px, py, pe
-    for g in s["points"]:
-        v = round(100 * g["x"]) if pct else g["x"]
-        p = _paper(axis.paper_row.format(v=v), s["algorithm"])
+    for g in s.points:
+        v = round(100 * g.x) if pct else g.x
+        p = _paper(axis.paper_row.format(v=v), s.algorithm)
         if p is not None:
-            px.append(100 * g["x"] if pct else g["x"]), py.append(p[0]), pe.append(p[1] or 0)
-    base = _paper("baseline", s["algorithm"]) if s["ref"] is not None else None
+            px.append(100 * g.x if pct else g.x), py.append(p[0]), pe.append(p[1] or 0)
+    base = _paper("baseline", s.algorithm) if s.ref is not None else None
     if base is not None:
         px.append(ref_x), py.append(base[0]), pe.append(base[1] or 0)
     order = sorted(range(len(px)), key=lambda i: px[i])
@@ -176,21 +177,21 @@ def _draw_axis(ax, axis, series, pct, ref_x, xs_all):
     labels = _series_labels(series)
     style_n: dict = {}
     for s, label in zip(series, labels):
-        color = alg_color(s["algorithm"])
-        k = style_n[s["algorithm"]] = style_n.get(s["algorithm"], -1) + 1
+        color = alg_color(s.algorithm)
+        k = style_n[s.algorithm] = style_n.get(s.algorithm, -1) + 1
         ls, mk = LINESTYLES[k % len(LINESTYLES)], MARKERS[k % len(MARKERS)]
-        xs = [100 * g["x"] if pct else g["x"] for g in s["points"]]
-        ys = [g["mean"] for g in s["points"]]
-        es = [0 if math.isnan(g["sd"]) else g["sd"] for g in s["points"]]
-        if s["ref"] is not None:
-            r = s["ref"]
-            rsd = 0 if math.isnan(r["sd"]) else r["sd"]
+        xs = [100 * g.x if pct else g.x for g in s.points]
+        ys = [g.mean for g in s.points]
+        es = [0 if math.isnan(g.sd) else g.sd for g in s.points]
+        if s.ref is not None:
+            r = s.ref
+            rsd = 0 if math.isnan(r.sd) else r.sd
             if axis.log2:   # the reference is not on the axis' continuum: its own tick, a dotted link
                 near = max(range(len(xs)), key=lambda i: xs[i])
-                ax.plot([xs[near], ref_x], [ys[near], r["mean"]], color=color, ls=":", lw=1)
-                ax.errorbar([ref_x], [r["mean"]], yerr=[rsd], color=color, marker=mk, capsize=3, ls="none")
+                ax.plot([xs[near], ref_x], [ys[near], r.mean], color=color, ls=":", lw=1)
+                ax.errorbar([ref_x], [r.mean], yerr=[rsd], color=color, marker=mk, capsize=3, ls="none")
             else:
-                xs, ys, es = [ref_x] + xs, [r["mean"]] + ys, [rsd] + es
+                xs, ys, es = [ref_x] + xs, [r.mean] + ys, [rsd] + es
         ax.errorbar(xs, ys, yerr=es, color=color, marker=mk, ls=ls, capsize=3, ms=5)
         handles.append(Line2D([], [], color=color, marker=mk, ls=ls, label=label))
         px, py, pe = _paper_points(axis, s, pct, ref_x)
@@ -203,10 +204,10 @@ def _draw_axis(ax, axis, series, pct, ref_x, xs_all):
                             ecolor=color, capsize=2, lw=0.9)
     if axis.log2:
         ax.set_xscale("log", base=2)
-        ticks = xs_all + ([ref_x] if any(s["ref"] for s in series) else [])
+        ticks = xs_all + ([ref_x] if any(s.ref for s in series) else [])
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xticklabels([axis.ref_label if t == ref_x and any(s["ref"] for s in series) else f"{t:g}"
+        ax.set_xticklabels([axis.ref_label if t == ref_x and any(s.ref for s in series) else f"{t:g}"
                             for t in ticks])
         ax.set_xlim(min(ticks) / 1.4, max(ticks) * 1.4)
     else:
@@ -225,21 +226,21 @@ def plot_axis(groups, axis, path) -> bool:
     axis = AXIS[axis] if isinstance(axis, str) else axis
     series = []
     for s in axis_series(groups, axis):
-        pts = [g for g in s["points"] if not math.isnan(g["mean"])]
-        ref = s["ref"] if s["ref"] is not None and not math.isnan(s["ref"]["mean"]) else None
+        pts = [g for g in s.points if not math.isnan(g.mean)]
+        ref = s.ref if s.ref is not None and not math.isnan(s.ref.mean) else None
         if pts:
-            series.append({**s, "points": pts, "ref": ref})
+            series.append(replace(s, points=pts, ref=ref))
     if not series:
         return False
     pct = axis.key == "dropout"
-    xs_all = sorted({(100 * g["x"] if pct else g["x"]) for s in series for g in s["points"]})
+    xs_all = sorted({(100 * g.x if pct else g.x) for s in series for g in s.points})
     if axis.log2:
         ref_x = 32 if axis.key.endswith("bits") and max(xs_all) < 32 else 2 ** (math.ceil(math.log2(max(xs_all))) + 1)
     else:
         ref_x = 0
-    if len(set(xs_all) | ({ref_x} if any(s["ref"] for s in series) else set())) < 2:
+    if len(set(xs_all) | ({ref_x} if any(s.ref for s in series) else set())) < 2:
         return False
-    ys_all = [g["mean"] for s in series for g in s["points"] + ([s["ref"]] if s["ref"] else [])]
+    ys_all = [g.mean for s in series for g in s.points + ([s.ref] if s.ref else [])]
     ys_all += [y for s in series for y in _paper_points(axis, s, pct, ref_x)[1]]
     hi = max(ys_all)
     high = [y for y in ys_all if y >= hi - 12]
@@ -254,7 +255,7 @@ def plot_axis(groups, axis, path) -> bool:
     if zoom:
         axz.set_ylim(math.floor(min(high)) - 0.5, hi + 0.5)
         title(axz, "zoom on the top of the left panel", "")
-    all_groups = [g for s in series for g in s["points"] + ([s["ref"]] if s["ref"] else [])]
+    all_groups = [g for s in series for g in s.points + ([s.ref] if s.ref else [])]
     head, sub = axis.title.replace("Accuracy", "Test accuracy"), protocol_line(all_groups)
     if zoom:
         fig.suptitle(f"{head}\n{sub}", fontsize=10)
@@ -264,7 +265,7 @@ def plot_axis(groups, axis, path) -> bool:
     if any_paper:
         handles.append(Line2D([], [], color="k", label="paper, Table 1 (100 epochs;\nsd where given)",
                               **PAPER_STYLE))
-    if any(s["ref"] for s in series) and axis.log2:
+    if any(s.ref for s in series) and axis.log2:
         handles.append(Line2D([], [], color="k", ls=":", lw=1, label=f"link to the reference ({axis.ref_label})"))
     legend_outside(axz or ax, handles)
     if zoom:
@@ -273,16 +274,16 @@ def plot_axis(groups, axis, path) -> bool:
 
 
 # --- training curves --------------------------------------------------------------------------
-def _family(g: dict) -> str:
+def _family(g) -> str:
     """The panel of a variant: its row tag's family, else what it varies (an untagged sparse run joins the
     sparse panel), else 'other'."""
-    row = g["row"]
+    row, r = g.row, g.first
     for name, _ in FAMILIES:
         if row == name or row.startswith(name + "_"):
             return name
-    for name, on in (("sparse", g["sparsity_n"] is not None), ("lowrank", g["rank"] is not None),
-                     ("qerror", g["error_bits"] < 32), ("qupdate", g["update_bits"] < 32),
-                     ("dropout", bool(g["dropout"])), ("no_fprime", not g["fprime"])):
+    for name, on in (("sparse", r.sparsity_n is not None), ("lowrank", r.rank is not None),
+                     ("qerror", r.error_bits < 32), ("qupdate", r.update_bits < 32),
+                     ("dropout", bool(r.dropout)), ("no_fprime", not r.fprime)):
         if on:
             return name
     return "other"
@@ -301,7 +302,7 @@ def plot_curves(groups, path) -> bool:
     """Test accuracy per epoch (mean over seeds), one panel per family of rows (baseline, sparse,
     quantized error, ...), colour = algorithm, line style = variant."""
     from matplotlib.ticker import MaxNLocator
-    sel = [g for g in groups if g["curves"] and any(g["curves"])]
+    sel = [g for g in groups if g.curves and any(g.curves)]
     if not sel:
         return False
     fams = [(name, desc) for name, desc in FAMILIES if any(_family(g) == name for g in sel)]
@@ -312,10 +313,10 @@ def plot_curves(groups, path) -> bool:
     for ax, (name, desc) in zip(axes, fams):
         style_n: dict = {}
         for g in [g for g in sel if _family(g) == name]:
-            k = style_n[g["algorithm"]] = style_n.get(g["algorithm"], -1) + 1
-            y = _mean_curve([c for c in g["curves"] if c])
-            ax.plot(range(1, len(y) + 1), y, color=alg_color(g["algorithm"]), ls=LINESTYLES[k % len(LINESTYLES)],
-                    lw=1.3, label=f"{short_label(g)} ({len(g['curves'])} seeds)")
+            k = style_n[g.algorithm] = style_n.get(g.algorithm, -1) + 1
+            y = _mean_curve([c for c in g.curves if c])
+            ax.plot(range(1, len(y) + 1), y, color=alg_color(g.algorithm), ls=LINESTYLES[k % len(LINESTYLES)],
+                    lw=1.3, label=f"{short_label(g)} ({len(g.curves)} seeds)")
         ax.set_title(desc, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel("test accuracy (%)", fontsize=8)
@@ -391,14 +392,14 @@ def _cost_scale(ax, values) -> None:
 def _draw_cost(ax, pts, xs, front, ylo, ylim=None, xlim=None) -> None:
     """Scatter by algorithm (points below ``ylo`` as triangles on the bottom edge) and the front."""
     lo = ylo if ylim is None else ylim[0]
-    for alg in dict.fromkeys(g["algorithm"] for g in pts):
-        sel = [g for g in pts if g["algorithm"] == alg and g["mean"] >= lo]
-        ax.scatter([xs[id(g)] for g in sel], [g["mean"] for g in sel], s=22, color=alg_color(alg), zorder=3,
+    for alg in dict.fromkeys(g.algorithm for g in pts):
+        sel = [g for g in pts if g.algorithm == alg and g.mean >= lo]
+        ax.scatter([xs[id(g)] for g in sel], [g.mean for g in sel], s=22, color=alg_color(alg), zorder=3,
                    edgecolors="white", linewidths=0.4)
-        low = [g for g in pts if g["algorithm"] == alg and g["mean"] < lo and ylim is None]
+        low = [g for g in pts if g.algorithm == alg and g.mean < lo and ylim is None]
         ax.scatter([xs[id(g)] for g in low], [lo + 0.35] * len(low), marker="v", s=30, color=alg_color(alg),
                    zorder=3)
-    fx, fy = [xs[id(g)] for g in front], [g["mean"] for g in front]
+    fx, fy = [xs[id(g)] for g in front], [g.mean for g in front]
     ax.step(fx, fy, where="post", color="#d00000", ls="--", lw=1.2, zorder=2)
     ax.scatter(fx, fy, s=110, facecolors="none", edgecolors="#d00000", linewidths=1.4, zorder=4)
     if ylim is not None:
@@ -429,13 +430,13 @@ def plot_cost(groups, key: str, path) -> bool:
         return False
     scale, unit = COST_UNITS.get(key, (1, ""))
     front = front_groups(groups, key)
-    xs = {id(g): float(g[key]) / scale for g in pts}
+    xs = {id(g): float(g.cost_of(key)) / scale for g in pts}
     span = max(xs.values()) - min(xs.values())
     fx = [xs[id(g)] for g in front]
     pos = [x for x in xs.values() if x > 0]
     linear = not pos or max(pos) / min(pos) <= 30
     zoom = linear and len(front) >= 4 and span > 0 and (fx[-1] - fx[1]) < 0.2 * span
-    ylo = max(0.0, math.floor(min(g["mean"] for g in front) - 3))
+    ylo = max(0.0, math.floor(min(g.mean for g in front) - 3))
     height = 4.6 + 0.12 * max(0, len(front) - 8)
     if zoom:
         fig, (ax, axz) = new_figure(11.5, height, 1, 2)
@@ -444,7 +445,7 @@ def plot_cost(groups, key: str, path) -> bool:
         axz = None
     _cost_scale(ax, list(xs.values()))
     _draw_cost(ax, pts, xs, front, ylo)
-    below = [g for g in pts if g["mean"] < ylo]
+    below = [g for g in pts if g.mean < ylo]
     xlabel = f"{COST_TITLES.get(key, key)} ({unit})"
     for a in [ax] + ([axz] if axz else []):
         a.set_xlabel(xlabel, fontsize=9)
@@ -463,16 +464,16 @@ def plot_cost(groups, key: str, path) -> bool:
         near = [g for g in pts if zx[0] - 0.02 * span <= xs[id(g)] <= zx[-1] + 0.02 * span]
         x0, x1 = min(xs[id(g)] for g in near), max(xs[id(g)] for g in near)
         pad = 0.08 * (x1 - x0 or 1)
-        y0 = math.floor(min(g["mean"] for g in zf) - 0.5)
-        y1 = max(g["mean"] for g in near) + 0.3
-        _draw_cost(axz, [g for g in near if g["mean"] >= y0], xs, zf, y0, ylim=(y0, y1),
+        y0 = math.floor(min(g.mean for g in zf) - 0.5)
+        y1 = max(g.mean for g in near) + 0.3
+        _draw_cost(axz, [g for g in near if g.mean >= y0], xs, zf, y0, ylim=(y0, y1),
                    xlim=(x0 - pad, x1 + pad))
         title(axz, "zoom on the grey box", "")
         ax.add_patch(Rectangle((x0 - pad, y0), x1 - x0 + 2 * pad, y1 - y0, fill=False, ec="0.4", lw=0.8, ls="-",
                                zorder=1))
         numbered = [(ax, 0)] + [(axz, i) for i in range(1, len(front))]
     handles = [Line2D([], [], color=alg_color(a), marker="o", ls="none", label=alg_name(a))
-               for a in dict.fromkeys(g["algorithm"] for g in pts)]
+               for a in dict.fromkeys(g.algorithm for g in pts)]
     handles.append(Line2D([], [], color="#d00000", ls="--", marker="o", mfc="none", ms=9,
                           label="Pareto front: no other variant is\nboth cheaper and more accurate"))
     if below:
@@ -484,11 +485,11 @@ def plot_cost(groups, key: str, path) -> bool:
     fig.canvas.draw()
     for a in [ax] + ([axz] if axz else []):
         idx = [i for b, i in numbered if b is a]
-        disp = a.transData.transform([(xs[id(front[i])], front[i]["mean"]) for i in idx]) if idx else []
+        disp = a.transData.transform([(xs[id(front[i])], front[i].mean) for i in idx]) if idx else []
         avoid = [Bbox.from_extents(x - 6, y - 6, x + 6, y + 6) for x, y in disp]
-        _place_numbers(fig, a, [(xs[id(front[i])], front[i]["mean"], str(i + 1)) for i in idx], avoid)
+        _place_numbers(fig, a, [(xs[id(front[i])], front[i].mean, str(i + 1)) for i in idx], avoid)
     word = {"lc_ops": "ops", "wires": "wires"}.get(key, unit)
-    lines = [f"{i + 1}. {short_label(g)}: {g['mean']:.1f}% at {_cost_text(float(g[key]) / scale)} {word}"
+    lines = [f"{i + 1}. {short_label(g)}: {g.mean:.1f}% at {_cost_text(float(g.cost_of(key)) / scale)} {word}"
              for i, g in enumerate(front)]
     renderer = fig.canvas.get_renderer()
     leg = last.get_legend().get_window_extent(renderer).transformed(last.transAxes.inverted())

@@ -23,15 +23,15 @@ DESCRIBE = {
 }
 
 
-def study(results: list[dict]) -> dict:
+def study(results: list) -> dict:
     """{semantics: {(alg, bits): mean accuracy %}}, from finished runs only."""
     table: dict = {}
     for r in results:
-        if not r["row"].endswith("bit") or r["test_acc"] is None or r["status"] not in ("finished", "diverged"):
+        if not r.row.endswith("bit") or r.test_acc is None or not r.done:
             continue
-        semantics, _, bits = r["row"].rpartition("_")
-        acc = 100.0 * r["test_acc"] if r["status"] == "finished" else float("nan")
-        table.setdefault(semantics, {}).setdefault((r["algorithm"], int(bits[:-3])), []).append(acc)
+        semantics, _, bits = r.row.rpartition("_")
+        acc = 100.0 * r.test_acc if r.status == "finished" else float("nan")
+        table.setdefault(semantics, {}).setdefault((r.algorithm, int(bits[:-3])), []).append(acc)
     return {s: {k: statistics.fmean(v) for k, v in cells.items()} for s, cells in table.items()}
 
 
@@ -43,7 +43,7 @@ def distance_to_paper(cells: dict) -> float:
     return statistics.fmean(diffs) if diffs else float("nan")
 
 
-def markdown(results: list[dict], command: str) -> str:
+def markdown(results: list, command: str) -> str:
     data = study(results)
     cols = [(a, b) for a in ALGS for b in BITS]
     head = "| semantics | " + " | ".join(f"{a.upper()} {b}-bit" for a, b in cols) + " | mean abs diff to paper |"
@@ -52,7 +52,7 @@ def markdown(results: list[dict], command: str) -> str:
              f"- Command: `{command}`",
              "- Every run: MNIST, paper net and schedule, T - O^L and every signal sent on quantized with "
              "`log:alpha=2,bits=b`; final test accuracy %.",
-             protocol_markdown([r for r in results if r["row"].endswith("bit")]), "",
+             protocol_markdown([r for r in results if r.row.endswith("bit")]), "",
              head, "|" + "---|" * (len(cols) + 2),
              "| **paper (100 epochs, single runs)** | " + " | ".join(
                  f"{MNIST_TABLE1[f'qerror_{b}'][a][0]}" for a, b in cols) + " | |"]

@@ -15,12 +15,14 @@ import itertools
 import math
 import statistics
 
+from ..core.algorithms import ALGORITHMS
 from .paper import MNIST_TABLE1
 from .tables import protocol_markdown, store_report_main
 
-COLUMNS = ("bp", "rbp", "srbp", "top")
-ADAPTIVE = {"arbp": "rbp", "asrbp": "srbp"}   # the paper's "Adaptive" row sits in the RBP / SRBP columns
-NAMES = {"bp": "BP", "rbp": "RBP", "srbp": "SRBP", "top": "Top"}
+# The paper's columns, in its order; an algorithm's cell is its descriptor's ``column`` (the
+# paper's "Adaptive" row sits in the RBP / SRBP columns).
+COLUMNS = tuple(dict.fromkeys(c for row in MNIST_TABLE1.values() for c in row))
+NAMES = {c: ALGORITHMS[c].label for c in COLUMNS}
 ROW_NAMES = {"baseline": "Baseline", "no_fprime": "No f'", "adaptive": "Adaptive", "sparse_8": "Sparse-8",
              "sparse_2": "Sparse-2", "sparse_1": "Sparse-1", "qerror_5": "Quantized error 5 bit",
              "qerror_3": "Quantized error 3 bit", "qerror_1": "Quantized error 1 bit",
@@ -166,19 +168,19 @@ EXPLAIN = {
 }
 
 
-def cells(results: list[dict]) -> dict:
+def cells(results: list) -> dict:
     out: dict = {}
     for r in results:
-        if not r["row"] or r["row"] not in MNIST_TABLE1:
+        if not r.row or r.row not in MNIST_TABLE1:
             continue
-        col = ADAPTIVE.get(r["algorithm"], r["algorithm"])
-        cell = out.setdefault((r["row"], col), {"acc": [], "diverged": 0, "pending": 0, "seeds": set(),
-                                                "curves": []})
-        if r["status"] == "finished" and r["test_acc"] is not None:
-            cell["acc"].append(100.0 * r["test_acc"])
-            cell["seeds"].add(r["seed"])
-            cell["curves"].append([a for _, a in r["curve"]])
-        elif r["status"] == "diverged":
+        col = ALGORITHMS[r.algorithm].column
+        cell = out.setdefault((r.row, col), {"acc": [], "diverged": 0, "pending": 0, "seeds": set(),
+                                             "curves": []})
+        if r.status == "finished" and r.test_acc is not None:
+            cell["acc"].append(100.0 * r.test_acc)
+            cell["seeds"].add(r.seed)
+            cell["curves"].append([a for _, a in r.curve])
+        elif r.status == "diverged":
             cell["diverged"] += 1
         else:
             cell["pending"] += 1
@@ -298,17 +300,17 @@ def _trend(cell):
     return statistics.fmean(d) if d else None
 
 
-def _related(row: str, results: list[dict]) -> str:
+def _related(row: str, results: list) -> str:
     """Runs outside Table 1 that bear on a row: the per-sender reading of sparse-n."""
     if not row.startswith("sparse_"):
         return ""
     n = int(row.split("_")[1])
     found = []
     for alg in ("rbp", "srbp"):
-        acc = [100 * r["test_acc"] for r in results
-               if r["feedback"] == f"sparse:n={n},per=sender" and r["algorithm"] == alg
-               and r["status"] == "finished" and r["test_acc"] is not None
-               and list(r["config"]["model"]["hidden"]) == [100] * 4 and r["epochs_planned"] == 20]
+        acc = [100 * r.test_acc for r in results
+               if r.feedback == f"sparse:n={n},per=sender" and r.algorithm == alg
+               and r.status == "finished" and r.test_acc is not None
+               and list(r.config.model.hidden) == [100] * 4 and r.epochs_planned == 20]
         if acc:
             found.append(f"{NAMES[alg]} `sparse:n={n},per=sender` {statistics.fmean(acc):.1f}"
                          + (f" ({statistics.stdev(acc):.1f})" if len(acc) > 1 else "") + f" over {len(acc)} seeds")
@@ -320,7 +322,7 @@ def _signed(x: float, digits: int) -> str:
     return text[1:] if float(text) == 0 else text
 
 
-def explain_markdown(row: str, c: dict, results: list[dict]) -> list[str]:
+def explain_markdown(row: str, c: dict, results: list) -> list[str]:
     paper = MNIST_TABLE1[row]
     have = {col: _stats(c.get((row, col))) for col in paper}
     lines = [f"**{ROW_NAMES.get(row, row)}** (`{row}`)."]
@@ -345,9 +347,9 @@ def explain_markdown(row: str, c: dict, results: list[dict]) -> list[str]:
     return [" ".join(lines), ""]
 
 
-def markdown(results: list[dict], command: str) -> str:
+def markdown(results: list, command: str) -> str:
     c = cells(results)
-    used = [r for r in results if r["row"] in MNIST_TABLE1]
+    used = [r for r in results if r.row in MNIST_TABLE1]
     lines = ["# MNIST, the paper's Table 1: ours beside the paper's", "",
              "Generated from the results store; do not edit the numbers by hand.", "",
              f"- Command: `{command}`",

@@ -1,7 +1,9 @@
-"""Sub-commands ``sweep`` and ``report`` (registered into the main CLI by ``register(subparsers)``).
+"""Sub-commands ``sweep``, ``reproduce``, ``demo`` and ``report`` (registered into the main CLI by
+``register(subparsers)``).
 
     lowbit-rbp sweep lowbit_rbp/sweeps/mnist_table1.toml --store results/sweeps.db --workers 2
     lowbit-rbp sweep SWEEP.toml --executor dask --scheduler tcp://127.0.0.1:8786
+    lowbit-rbp reproduce foundation --epochs 20 --seeds 0,1,2 --workers 2    # a named sweep + its report
     lowbit-rbp report --store results/sweeps.db --out reports/sweeps --budget energy_pj=5e5 --budget wires=2e4
 
 ``report`` writes ``tables.md`` (every table with its protocol) and PNG plots: accuracy vs error bits,
@@ -11,6 +13,7 @@ with the Pareto front. The store is opened read-only, so a report can be made wh
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
 from ..errors import ConfigError, bad_value
@@ -19,13 +22,14 @@ DEFAULT_STORE = "results/sweeps.db"
 
 
 def cmd_sweep(args) -> int:
+    from ..core.runtime import Runtime
     from .sweep import load_sweep, run_sweep
     sw = load_sweep(args.sweep)
     if args.executor == "local" and args.scheduler:
         raise ConfigError("--scheduler is for --executor dask")
     print(f"sweep {sw.name}: {len(sw.runs)} runs -> {args.store}", file=sys.stderr)
-    s = run_sweep(sw, args.store, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
-                  threads=args.threads, progress=not args.quiet)
+    s = run_sweep(sw, args.store, runtime=Runtime.from_args(args), executor=args.executor,
+                  scheduler=args.scheduler, progress=not args.quiet)
     div = sum(v == "diverged" for v in s.ran.values())
     print(f"ran {len(s.ran)} ({div} diverged, {len(s.failed)} failed), skipped {len(s.skipped)} already done, "
           f"{len(s.busy)} held by another sweep")
@@ -34,8 +38,85 @@ def cmd_sweep(args) -> int:
     return 1 if s.failed else 0
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2], or one error naming the bad item."""
+    seeds = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if not item.isdigit():
+            raise bad_value("--seeds", text, "a comma-separated list of integers >= 0, e.g. 0,1,2")
+        seeds.append(int(item))
+    if not seeds:
+        raise bad_value("--seeds", text, "a comma-separated list of integers >= 0, e.g. 0,1,2")
+    return seeds
+
+
+def cmd_reproduce(args) -> int:
+    import shlex
+    from pathlib import Path
+    from ..core.runtime import Runtime
+    from ..report import experiment
+    from .store import Store
+    from .sweep import load_sweep, run_sweep, sweep_path
+    runtime = Runtime.from_args(args)
+    path = sweep_path(args.experiment)
+    default_epochs = load_sweep(path).configs[0].train.epochs
+    overrides = ([f"train.epochs={args.epochs}"] if args.epochs else []) + list(args.overrides)
+    sweep = load_sweep(path, seeds=parse_seeds(args.seeds) if args.seeds else None, overrides=overrides)
+    if "paper_table" not in sweep.report:
+        raise ConfigError(f"sweep {sweep.name} ({path}) is not a named experiment: it has no [report] table; "
+                          "train it with `lowbit-rbp sweep` and report it with `lowbit-rbp report`")
+    store = args.store or sweep.report.get("store")
+    if not store:
+        raise bad_value("--store", store, "a results store path")
+    if not args.report_only:
+        Path(store).parent.mkdir(parents=True, exist_ok=True)
+        run_sweep(sweep, store, runtime=runtime, progress=not args.quiet)
+    st = Store.read_only(store)
+    try:
+        records = {r.config_hash: r for r in st.runs()}
+    finally:
+        st.close()
+    groups = experiment.groups(sweep, records)
+    missing = [f"{r.config.label()} seed {r.config.train.seed}" for r in sweep.runs
+               if not (r.config.config_hash() in records and records[r.config.config_hash()].done)]
+    rows = [experiment.row_dict(g, sweep.report["paper_table"]) for g in groups]
+    print(experiment.markdown_table(rows))
+    if args.out:
+        command = args.command_line or "lowbit-rbp " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+        epochs = args.epochs or default_epochs
+        out = experiment.write_report(sweep, groups, args.out, command, missing, epochs=epochs,
+                                      default_epochs=default_epochs)
+        print(f"wrote {out}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import tempfile
+    from pathlib import Path
+    from ..core.runtime import Runtime
+    from ..report import experiment
+    from .store import Store
+    from .sweep import load_sweep, run_sweep
+    store = args.store or str(Path(tempfile.mkdtemp(prefix="lowbit-rbp-demo-")) / "demo.db")
+    overrides = [f"train.epochs={args.epochs}"] + ([f"train.train_subset={args.train_subset}"]
+                                                   if args.train_subset else [])
+    sweep = load_sweep("foundation", seeds=[0], overrides=overrides).select(["BP", "RBP", "SRBP"])
+    print(f"demo: MNIST, BP vs RBP vs SRBP, {args.epochs} epochs, seed 0 (results in {store})")
+    run_sweep(sweep, store, runtime=Runtime.from_args(args))
+    st = Store.read_only(store)
+    try:
+        groups = experiment.groups(sweep, {r.config_hash: r for r in st.runs()})
+    finally:
+        st.close()
+    print(experiment.markdown_table([experiment.row_dict(g, sweep.report["paper_table"]) for g in groups]))
+    return 0
+
+
 def _parse_budget(items) -> dict:
-    from ..report import COST_KEYS
+    from ..report.tables import COST_KEYS
     out = {}
     for item in items or ():
         k, eq, v = item.partition("=")
@@ -50,7 +131,7 @@ def _parse_budget(items) -> dict:
 
 def cmd_report(args) -> int:
     from pathlib import Path
-    from ..report import write_report
+    from ..report.sweep_report import write_report
     if not Path(args.store).is_file():
         raise ConfigError(f"results store {args.store!r} does not exist; run `lowbit-rbp sweep` first")
     limits = _parse_budget(args.budget)
@@ -63,17 +144,39 @@ def cmd_report(args) -> int:
 
 
 def register(subparsers) -> None:
+    from ..core.runtime import Runtime
     p = subparsers.add_parser("sweep", help="train every run of a sweep file into a SQLite results store")
     p.add_argument("sweep", metavar="SWEEP.toml", help="sweep file (see lowbit_rbp/sweeps/)")
     p.add_argument("--store", default=DEFAULT_STORE, help=f"SQLite results store (default {DEFAULT_STORE})")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default cores/workers)")
+    Runtime.add_flags(p, workers=True)
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
-    from ..report import COST_KEYS
+    p = subparsers.add_parser("reproduce", help="train a named sweep (foundation, cifar10) over seeds and write "
+                              "its report beside the paper's table")
+    p.add_argument("experiment", help="a sweep file with a [report] table, or its name: foundation (MNIST), cifar10")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the sweep file's)")
+    p.add_argument("--epochs", type=int, default=None, help="default: the sweep file's (foundation 20, cifar10 10)")
+    p.add_argument("--store", default=None, help="SQLite results store (resumable); default: the sweep file's "
+                   "(reports/sweeps/mnist.db for foundation, reports/sweeps/cifar10.db for cifar10)")
+    p.add_argument("--report-only", action="store_true", help="train nothing; report the runs already finished")
+    p.add_argument("--out", default="reports", help="where the Markdown report goes ('' for none)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true")
+    Runtime.add_flags(p, workers=True)
+    p.set_defaults(func=cmd_reproduce)
+
+    p = subparsers.add_parser("demo", help="short MNIST comparison: BP vs RBP vs SRBP")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--train-subset", type=int, default=0)
+    p.add_argument("--store", default=None, help="results store (default: a new temporary one)")
+    Runtime.add_flags(p, workers=True)
+    p.set_defaults(func=cmd_demo, workers=2)
+
+    from ..report.tables import COST_KEYS
     p = subparsers.add_parser("report", help="Markdown tables and PNG plots from a results store")
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--out", default="reports/sweeps", help="output folder (tables.md, *.png)")

@@ -15,6 +15,9 @@ Run life cycle (``runs.status``): ``pending`` -> ``running`` -> ``finished`` | `
 * Each finished epoch is written as it finishes (with a heartbeat); a write from a worker that
   no longer owns the run is refused (``StoreError``).
 * The final status is set in one transaction, with ``finished`` time.
+
+Readers get typed records (``lowbit_rbp.results.records``). ``Store.read_only(path)`` opens a
+store without ever writing to it (reports, while a sweep writes the same file).
 """
 from __future__ import annotations
 
@@ -25,15 +28,16 @@ import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict
 from pathlib import Path
+from urllib.parse import quote
 
+from ..core.config import from_stored
 from ..errors import LowbitError
+from .records import DONE, EPOCH_FIELDS, EpochRecord, RunRecord
 
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "finished", "diverged", "failed")
-DONE = ("finished", "diverged")
-EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "status")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -188,9 +192,9 @@ class Store:
         if row is None or row["owner"] != owner or row["status"] != "running":
             raise StoreError(f"run {h} is no longer owned by this worker ({owner}); another sweep restarted it")
 
-    def record_epoch(self, config_hash: str, owner: str, rec) -> None:
-        """Write one finished epoch (an ``EpochRecord`` or dict) of a run this owner holds."""
-        d = asdict(rec) if is_dataclass(rec) else dict(rec)
+    def record_epoch(self, config_hash: str, owner: str, rec: EpochRecord) -> None:
+        """Write one finished epoch of a run this owner holds."""
+        d = asdict(rec)
         with self.transaction() as c:
             self._check_owner(c, config_hash, owner)
             c.execute("INSERT OR REPLACE INTO epochs(config_hash, " + ", ".join(EPOCH_FIELDS) + ") VALUES (?"
@@ -207,26 +211,58 @@ class Store:
                       (status, _now(), error, time.time(), config_hash))
 
     # --- reading ------------------------------------------------------------------------------
-    def runs(self, status: str | None = None) -> list[dict]:
+    @classmethod
+    def read_only(cls, path) -> "Store":
+        """A store opened read-only (``mode=ro``): never takes the write lock, never creates or
+        changes a file; only the reading methods may be used."""
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"results store {str(self.path)!r} does not exist")
+        uri = "file:" + quote(str(self.path.resolve())) + "?mode=ro"
+        try:
+            self.conn = sqlite3.connect(uri, uri=True, timeout=60.0)
+            self.conn.row_factory = sqlite3.Row
+            row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"results store {str(self.path)!r} is not a usable SQLite store: {exc}") from None
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
+            self.conn.close()
+            raise StoreError(f"results store {str(self.path)!r} has schema version {row[0]}, newer than version "
+                             f"{SCHEMA_VERSION} that this lowbit-rbp understands; upgrade lowbit-rbp")
+        return self
+
+    def runs(self, status: str | None = None) -> list[RunRecord]:
+        """Every run (with its epochs), ordered by config hash."""
         q = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY config_hash"
-        out = []
-        for r in self.conn.execute(q, (status,) if status else ()):
-            d = dict(r)
-            d["config"] = json.loads(d.pop("config_json"))
-            d["machine"] = json.loads(d.pop("machine_json") or "{}")
-            d["tags"] = json.loads(d.pop("tags_json") or "{}")
-            out.append(d)
-        return out
+        epochs: dict[str, list[EpochRecord]] = {}
+        for r in self.conn.execute("SELECT * FROM epochs ORDER BY config_hash, epoch"):
+            epochs.setdefault(r["config_hash"], []).append(EpochRecord.from_dict(dict(r)))
+        return [self._record(dict(r), epochs.get(r["config_hash"], []))
+                for r in self.conn.execute(q, (status,) if status else ())]
 
-    def run(self, config_hash: str) -> dict | None:
-        return next((r for r in self.runs() if r["config_hash"] == config_hash), None)
+    def run(self, config_hash: str) -> RunRecord | None:
+        row = self.conn.execute("SELECT * FROM runs WHERE config_hash=?", (config_hash,)).fetchone()
+        return None if row is None else self._record(dict(row), self.epochs(config_hash))
 
-    def epochs(self, config_hash: str | None = None) -> list[dict]:
-        if config_hash is None:
-            rows = self.conn.execute("SELECT * FROM epochs ORDER BY config_hash, epoch")
-        else:
-            rows = self.conn.execute("SELECT * FROM epochs WHERE config_hash=? ORDER BY epoch", (config_hash,))
-        return [dict(r) for r in rows]
+    def epochs(self, config_hash: str) -> list[EpochRecord]:
+        rows = self.conn.execute("SELECT * FROM epochs WHERE config_hash=? ORDER BY epoch", (config_hash,))
+        return [EpochRecord.from_dict(dict(r)) for r in rows]
+
+    def done_hashes(self) -> set[str]:
+        """Config hashes of the runs finished or diverged (nothing left to train)."""
+        return {r[0] for r in self.conn.execute(
+            f"SELECT config_hash FROM runs WHERE status IN ({', '.join('?' * len(DONE))})", DONE)}
+
+    @staticmethod
+    def _record(d: dict, epochs: list[EpochRecord]) -> RunRecord:
+        cfg = from_stored(json.loads(d["config_json"]))
+        if cfg.config_hash() != d["config_hash"]:
+            raise StoreError(f"results store: run {d['config_hash']} holds a config whose hash is {cfg.config_hash()}; "
+                             "the store was written by an incompatible lowbit-rbp")
+        return RunRecord(cfg, d["status"], epochs, json.loads(d["tags_json"] or "{}"), d["label"],
+                         json.loads(d["machine_json"] or "{}"), d["code_version"] or "", d["started"], d["finished"],
+                         d["error"])
 
     def counts(self) -> dict:
         return {r[0]: r[1] for r in self.conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")}

@@ -13,11 +13,14 @@ Sweep file::
 
     [[runs]]                       # optional explicit runs: override tables, each x grid x seeds
     row = "sparse_8"               # optional tag (kept in the store, used by reports)
+    name = "RBP sparse-8"          # optional label (not part of the config hash)
     "channel.feedback" = "sparse:n=8"
     grid."channel.algorithm" = ["rbp", "srbp"]   # optional per-run grid replacing [grid] keys
+    cost.feedback_seed = 0         # optional options of the cost model (lowbit-rbp cost --sweep)
 
 Runs = (each ``[[runs]]`` entry, or one empty entry) x grid product x seeds, on top of ``base``.
-Runs with the same config hash are trained once (the first label wins).
+Runs with the same config hash are listed once (the first label wins), unless their cost options
+differ (one config priced two ways); training trains each config once.
 
 Each run is trained by ``run_one`` in a worker that writes its epochs to the SQLite store itself
 (see ``lowbit_rbp.results.store`` for claims and restarts); only the store path travels to workers.
@@ -26,17 +29,21 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import os
 import subprocess
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.config import RunConfig, from_dict, read_toml
+from ..core.config import RunConfig, from_dict, from_stored, read_toml
+from ..core.runtime import Runtime
 from ..errors import ConfigError, bad_value
 
-SWEEP_KEYS = ("name", "description", "seeds", "base", "grid", "runs")
-RUN_TAG_KEYS = ("row", "grid")
+SWEEP_KEYS = ("name", "description", "seeds", "base", "grid", "runs", "report")
+REPORT_KEYS = ("title", "store", "stem", "paper_table")
+SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
+RUN_TAG_KEYS = ("row", "grid", "cost")
 EXECUTORS = ("local", "dask")
 
 
@@ -51,10 +58,19 @@ class Sweep:
     name: str
     runs: list[SweepRun]
     source: str = ""
+    report: dict = field(default_factory=dict)   # how a named experiment is reported ([report])
 
     @property
     def configs(self) -> list[RunConfig]:
         return [r.config for r in self.runs]
+
+    def select(self, labels) -> "Sweep":
+        """The runs labelled ``labels`` (in the sweep's order)."""
+        known = {r.config.label() for r in self.runs}
+        missing = [x for x in labels if x not in known]
+        if missing:
+            raise bad_value(f"sweep {self.name}: run labels", missing, ", ".join(sorted(known)))
+        return Sweep(self.name, [r for r in self.runs if r.config.label() in labels], self.source, self.report)
 
 
 @dataclass
@@ -107,13 +123,27 @@ def _check_key(where: str, dotted: str) -> None:
         raise bad_value(f"{where}: unknown config field", dotted, ", ".join(f"{parts[0]}.{n}" for n in known))
 
 
-def expand_sweep(data: dict, name: str = "sweep", source: str = "") -> Sweep:
-    """Expand a parsed sweep table into validated run configs."""
+def expand_sweep(data: dict, name: str = "sweep", source: str = "", *, seeds=None, overrides=()) -> Sweep:
+    """Expand a parsed sweep table into validated run configs. ``seeds`` replaces the file's
+    seeds; ``overrides`` (``section.key=value``) are set on every run, over everything else."""
+    from ..core.config import _parse_scalar
     where = source or name
     for k in data:
         if k not in SWEEP_KEYS:
             raise bad_value(f"sweep {where}: unknown key", k, ", ".join(SWEEP_KEYS))
     name = str(data.get("name", name))
+    report = data.get("report", {})
+    if not isinstance(report, dict) or any(k not in REPORT_KEYS for k in report):
+        raise bad_value(f"sweep {where}: [report]", report, "a table with keys " + ", ".join(REPORT_KEYS))
+    extra = {}
+    for item in overrides:
+        key, eq, raw = item.partition("=")
+        if not eq:
+            raise ConfigError(f"override {item!r}: expected section.key=value, e.g. train.epochs=100")
+        _check_key(f"sweep {where} override", key.strip())
+        extra[key.strip()] = _parse_scalar(raw)
+    if seeds is not None:
+        data = {**data, "seeds": list(seeds)}
     base = data.get("base", {})
     if not isinstance(base, dict):
         raise ConfigError(f"sweep {where}: [base] must be a table of run settings")
@@ -142,6 +172,11 @@ def expand_sweep(data: dict, name: str = "sweep", source: str = "") -> Sweep:
         tags = {"sweep": name}
         if "row" in entry:
             tags["row"] = str(entry.pop("row"))
+        if "cost" in entry:
+            cost = entry.pop("cost")
+            if not isinstance(cost, dict):
+                raise ConfigError(f"sweep {where}: runs[{i}].cost must be a table of cost-model options")
+            tags["cost"] = cost
         run_grid = dict(grid)
         if "grid" in entry:
             g = entry.pop("grid")
@@ -172,21 +207,35 @@ def expand_sweep(data: dict, name: str = "sweep", source: str = "") -> Sweep:
                     _set(d, k, copy.deepcopy(v))
                 if seed is not None:
                     _set(d, "train.seed", seed)
+                for k, v in extra.items():
+                    _set(d, k, copy.deepcopy(v))
                 try:
                     cfg = from_dict(d)
                 except ConfigError as exc:
                     raise ConfigError(f"sweep {where} runs[{i}] {dict(zip(keys, combo))}: {exc}") from None
-                h = cfg.config_hash()
+                h = (cfg.config_hash(), json.dumps(tags.get("cost", {}), sort_keys=True))
                 if h in seen:
                     continue
                 seen.add(h)
                 out.append(SweepRun(cfg, dict(tags)))
-    return Sweep(name, out, source)
+    return Sweep(name, out, source, report)
 
 
-def load_sweep(path) -> Sweep:
-    p = Path(path)
-    return expand_sweep(read_toml(p, "sweep file"), name=p.stem, source=str(p))
+def sweep_path(name_or_path) -> Path:
+    """A sweep file given by path, or by name from the package's sweep files (``foundation``)."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        return p
+    named = SWEEPS_DIR / f"{p.name}.toml"
+    if not named.is_file():
+        known = ", ".join(sorted(q.stem for q in SWEEPS_DIR.glob("*.toml")))
+        raise bad_value("sweep", str(name_or_path), f"a sweep file path or one of {known}")
+    return named
+
+
+def load_sweep(path, *, seeds=None, overrides=()) -> Sweep:
+    p = sweep_path(path)
+    return expand_sweep(read_toml(p, "sweep file"), name=p.stem, source=str(p), seeds=seeds, overrides=overrides)
 
 
 # --- running one run (in a worker) ------------------------------------------------------------
@@ -224,16 +273,15 @@ def _resolve(spec: str):
     return getattr(module, attr)
 
 
-def run_one(store_path: str, cfg_dict: dict, tags: dict | None = None, data=None, threads: int = 0,
+def run_one(store_path: str, cfg_dict: dict, tags: dict | None = None, data=None, runtime: Runtime | None = None,
             code_version: str = "") -> tuple[str, str]:
-    """Train one run into the store at ``store_path``; returns (config_hash, outcome) with outcome
-    finished | diverged | failed | done (already done: skipped) | busy (another sweep has it)."""
+    """Train one run into the store at ``store_path`` under ``runtime`` (applied to this process);
+    returns (config_hash, outcome) with outcome finished | diverged | failed | done (already done:
+    skipped) | busy (another sweep has it)."""
     from .store import Store, new_owner
     from ..learning.trainer import Trainer, machine_info
-    cfg = from_dict(cfg_dict)
-    if threads or cfg.threads:
-        import torch
-        torch.set_num_threads(cfg.threads or threads)
+    runtime = (runtime or Runtime()).apply()
+    cfg = from_stored(cfg_dict)
     h = cfg.config_hash()
     owner = new_owner()
     with Store(store_path) as store:
@@ -242,7 +290,7 @@ def run_one(store_path: str, cfg_dict: dict, tags: dict | None = None, data=None
             return h, state
         try:
             data_obj = _load_data(data, cfg)
-            trainer = Trainer(cfg, data_obj)
+            trainer = Trainer(cfg, data_obj, runtime)
             status = "finished"
             for rec in trainer.run(progress=False):
                 store.record_epoch(h, owner, rec)
@@ -283,23 +331,22 @@ def code_version() -> str:
         return "unknown"
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-    torch.set_num_threads(threads)
+def _init_worker(runtime: Runtime) -> None:
+    runtime.apply()
 
 
 # --- executors --------------------------------------------------------------------------------
-def run_sweep(sweep, store_path, *, workers: int = 1, executor: str = "local", scheduler=None, client=None,
-              data=None, threads: int | None = None, progress: bool = True) -> SweepSummary:
+def run_sweep(sweep, store_path, *, runtime: Runtime | None = None, executor: str = "local", scheduler=None,
+              client=None, data=None, progress: bool = True) -> SweepSummary:
     """Train every run of ``sweep`` (a Sweep, a path to a sweep file, or a list of RunConfigs) not yet
     done in the store at ``store_path``.
 
-    ``executor="local"``: ``workers`` spawned processes (1: in this process), each with
-    ``threads`` torch threads (default ``cpu_count // workers``, so workers*threads <= cores).
+    ``executor="local"``: ``runtime.workers`` spawned processes (1: in this process), each with
+    ``runtime.threads`` torch threads (default ``cpu_count // workers``, so workers*threads <= cores).
     ``executor="dask"``: ``client`` (a ``distributed.Client``), else ``scheduler`` (an address
     string or a cluster object such as a ``LocalCluster``); each task runs ``run_one`` on a worker
-    with 1 torch thread unless ``threads`` says otherwise. ``data``: see ``_load_data``; must be
-    picklable (a string spec travels best).
+    with 1 torch thread unless ``runtime.threads`` says otherwise. ``data``: see ``_load_data``;
+    must be picklable (a string spec travels best).
     """
     from tqdm.auto import tqdm
     from .store import Store
@@ -309,17 +356,19 @@ def run_sweep(sweep, store_path, *, workers: int = 1, executor: str = "local", s
         sweep = Sweep("adhoc", [r if isinstance(r, SweepRun) else SweepRun(r, {"sweep": "adhoc"}) for r in sweep])
     if executor not in EXECUTORS:
         raise bad_value("executor", executor, ", ".join(EXECUTORS))
-    if not isinstance(workers, int) or workers < 1:
-        raise bad_value("workers", workers, "an integer >= 1")
+    runtime = runtime or Runtime()
     store_path = str(Path(store_path).resolve())
     version = code_version()
     with Store(store_path) as store:   # creates the file and schema once, checks the version
         for r in sweep.runs:
             store.add_pending(r.config, r.tags)
-        done = {x["config_hash"] for x in store.runs() if x["status"] in ("finished", "diverged")}
+        done = store.done_hashes()
     # Seed-major: every row's first seed before any row's second, so a sweep stopped part-way
     # still covers the whole grid.
-    todo = sorted((r for r in sweep.runs if r.config.config_hash() not in done), key=lambda r: r.config.train.seed)
+    unique = {}
+    for r in sweep.runs:          # one training per config (a config may be listed twice, priced two ways)
+        unique.setdefault(r.config.config_hash(), r)
+    todo = sorted((r for h, r in unique.items() if h not in done), key=lambda r: r.config.train.seed)
     summary = SweepSummary(len(sweep.runs), {}, [r.config.config_hash() for r in sweep.runs
                                                  if r.config.config_hash() in done], [])
     bar = tqdm(total=len(sweep.runs), initial=len(summary.skipped), desc=f"{sweep.name}: runs", disable=not progress,
@@ -338,16 +387,16 @@ def run_sweep(sweep, store_path, *, workers: int = 1, executor: str = "local", s
 
     cores = os.cpu_count() or 1
     if executor == "local":
-        nthreads = threads or max(1, cores // workers)
-        jobs = [(store_path, r.config.to_dict(), r.tags, data, nthreads, version) for r in todo]
-        if workers == 1:
+        worker_runtime = runtime.per_worker(cores)
+        jobs = [(store_path, r.config.to_dict(), r.tags, data, worker_runtime, version) for r in todo]
+        if runtime.workers == 1:
             for job in jobs:
                 note(run_one(*job))
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                     initargs=(nthreads,)) as pool:
+            with ProcessPoolExecutor(runtime.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                     initargs=(worker_runtime,)) as pool:
                 futs = [pool.submit(run_one, *job) for job in jobs]
                 try:
                     for f in as_completed(futs):
@@ -367,9 +416,10 @@ def run_sweep(sweep, store_path, *, workers: int = 1, executor: str = "local", s
                                   "or a client/cluster")
             client = own = Client(scheduler)
         try:
-            jobs = [(store_path, r.config.to_dict(), r.tags, data, threads or 1, version) for r in todo]
+            task_runtime = Runtime(runtime.threads or 1, runtime.backend)
+            jobs = [(store_path, r.config.to_dict(), r.tags, data, task_runtime, version) for r in todo]
             futs = [client.submit(run_one, *job, pure=False, key=f"lowbit-run-{job[1]['train']['seed']}-"
-                                  f"{from_dict(job[1]).config_hash()}") for job in jobs]
+                                  f"{from_stored(job[1]).config_hash()}") for job in jobs]
             for f in as_completed(futs):
                 note(f.result())
         finally:

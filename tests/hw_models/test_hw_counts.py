@@ -4,8 +4,13 @@ import math
 import numpy as np
 import pytest
 
+from hw_models import Conv2d
 from lowbit_rbp.core.config import load_config
-from hw_models import Conv2d, Dense, channel_op_counts, cost_report, paper_cifar_net
+from lowbit_rbp.cost import channel_op_counts, cost_report
+from lowbit_rbp.errors import ConfigError
+from lowbit_rbp.nets.layout import net_layers
+
+CIFAR_NET = ["model.dataset=cifar10", "model.conv=[64,64,64]", "model.hidden=[1024]"]
 
 # The paper's MNIST net 784-100-100-100-100-10: N_1..N_4 = 100, N_L = N_5 = 10.
 EQ14 = 100 * 100 + 100 * 100 + 100 * 100 + 100 * 10   # sum_{k=1}^{L-1} N_k N_{k+1} = 31,000
@@ -95,11 +100,11 @@ def test_sparse_expected_adds_formula():
 
 
 def test_actual_sparse_matrices_counted_exactly():
-    net = [Dense(4, 3), Dense(3, 2)]
-    cfg = load_config(None, ["channel.algorithm=rbp", "channel.feedback=sparse:n=1"])
+    net = {"input_shape": (4,), "n_classes": 2}       # dense 4 -> 3 -> 2
+    cfg = load_config(None, ["channel.algorithm=rbp", "channel.feedback=sparse:n=1", "model.hidden=[3]"])
     B = np.array([[1.0, 0.0, 1.0],
                   [0.0, 0.0, 1.0]], dtype=np.float32)     # (sender 2, receiver 3): column nnz 1, 0, 2
-    r = cost_report(cfg, network=net, feedback_matrices={0: B})
+    r = cost_report(cfg, **net, feedback_matrices={0: B})
     c = ch(r)
     assert c["feedback_mults"] == 0
     assert c["gated_terms"] == 3
@@ -107,10 +112,10 @@ def test_actual_sparse_matrices_counted_exactly():
     assert r.summary["wires_backward"]["connections"] == 3
     assert r.meta["feedback"]["drawn"] == "given"
     # real-valued matrix: a multiply per non-zero, zeros skipped
-    cfg = load_config(None, ["channel.algorithm=rbp"])
+    cfg = load_config(None, ["channel.algorithm=rbp", "model.hidden=[3]"])
     V = np.array([[0.5, 0.0, -0.25],
                   [0.0, 0.0, 0.125]])
-    r = cost_report(cfg, network=net, feedback_matrices=[V])
+    r = cost_report(cfg, **net, feedback_matrices=[V])
     assert ch(r)["feedback_mults"] == 3 and ch(r)["feedback_adds"] == 1
 
 
@@ -196,15 +201,15 @@ def test_fixed_point_widths_and_accumulators():
 
 
 def test_cifar_conv_net_counts():
-    net = paper_cifar_net()
+    net = net_layers(load_config(None, CIFAR_NET).model)
     assert [layer.n_out for layer in net] == [64 * 16 * 16, 64 * 8 * 8, 64 * 4 * 4, 1024, 10]
     assert net[0].fwd_macs == 64 * 32 * 32 * 3 * 25
-    cfg = load_config(None, ["model.dataset=cifar10", "model.hidden=[1024]", "channel.algorithm=srbp"])
-    r = cost_report(cfg, network="cifar-conv")
+    cfg = load_config(None, [*CIFAR_NET, "channel.algorithm=srbp"])
+    r = cost_report(cfg)
     # SRBP: a dense map from the 10 outputs to every (pooled) feature-map element and the dense layer
     assert ch(r)["feedback_mults"] == 10 * (16384 + 4096 + 1024 + 1024)
-    cfg = load_config(None, ["model.dataset=cifar10", "channel.algorithm=rbp"])
-    r = cost_report(cfg, network="cifar-conv")
+    cfg = load_config(None, [*CIFAR_NET, "channel.algorithm=rbp"])
+    r = cost_report(cfg)
     # RBP: same-shape random kernels below conv2 and conv3 (transposed convolutions), dense above
     expected = 64 * 16 * 16 * 64 * 25 + 64 * 8 * 8 * 64 * 25 + 1024 * 1024 + 1024 * 10
     assert ch(r)["feedback_mults"] == expected
@@ -248,10 +253,10 @@ def test_matches_real_channel_matrices():
 
 
 def test_per_weight_feedback_by_hand():
-    r = rep("channel.algorithm=rbp", "channel.per_weight=true")
-    # one feedback weight per (sender, forward weight): S x weights of the receiving layer
-    assert ch(r)["feedback_mults"] == 100 * 78_400 + 100 * 10_000 + 100 * 10_000 + 10 * 10_000
-    assert r.summary["wires_backward"]["connections"] == EQ14   # still one wire per sender/receiving neuron
+    r = rep("channel.algorithm=srbp", "channel.per_weight=true")
+    # one feedback weight per (sender, forward weight): S = 10 outputs x weights of each receiving layer
+    assert ch(r)["feedback_mults"] == 10 * (78_400 + 10_000 + 10_000 + 10_000)
+    assert r.summary["wires_backward"]["connections"] == EQ15   # still one wire per sender/receiving neuron
 
 
 def test_fixed_top_layer_is_not_updated():
@@ -262,9 +267,8 @@ def test_fixed_top_layer_is_not_updated():
 
 
 def test_sign_concordant_needs_layer_to_layer_channel():
-    from hw_models import CostModelError
     assert ch(rep("channel.algorithm=rbp", "channel.feedback=sign_concordant"))["feedback_mults"] == EQ14
-    with pytest.raises(CostModelError, match="sign_concordant"):
+    with pytest.raises(ConfigError, match="sign_concordant"):
         rep("channel.algorithm=srbp", "channel.feedback=sign_concordant")
 
 

@@ -2,7 +2,8 @@
 import pytest
 
 from lowbit_rbp.core.config import load_config
-from hw_models import cost_report, load_energy_table
+from hw_models import load_energy_table
+from lowbit_rbp.cost import cost_report
 
 
 @pytest.fixture(scope="module")

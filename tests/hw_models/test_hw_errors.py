@@ -1,10 +1,12 @@
 """Bad input: clear errors naming the bad value."""
 import pytest
 
-from lowbit_rbp.core.config import ModelConfig, RunConfig, load_config
-from lowbit_rbp.errors import ConfigError, LowbitError
-from hw_models import Conv2d, CostModelError, Dense, Floorplan, cost_report, load_energy_table, mlp
+from hw_models import Conv2d, CostModelError, Dense, Floorplan, load_energy_table, mlp
 from hw_models.energy import TABLES_DIR
+from hw_models.layers import check_network
+from lowbit_rbp.core.config import ModelConfig, RunConfig, load_config
+from lowbit_rbp.cost import cost_report
+from lowbit_rbp.errors import ConfigError
 
 
 def test_impossible_layer_sizes():
@@ -19,7 +21,7 @@ def test_impossible_layer_sizes():
     with pytest.raises(CostModelError, match="leaves no output"):
         Conv2d(3, 8, 7, 4, 4, padding="valid")
     with pytest.raises(CostModelError, match=r"input size 50 does not match the output size 100"):
-        cost_report(load_config(), network=[Dense(784, 100), Dense(50, 10)])
+        check_network([Dense(784, 100), Dense(50, 10)])
 
 
 def test_impossible_sizes_in_config():
@@ -89,12 +91,9 @@ def test_other_bad_options():
         Floorplan(layout="diagonal")
     with pytest.raises(CostModelError, match=r"feedback_storage.*'rom'"):
         cost_report(cfg, feedback_storage="rom")
-    with pytest.raises(CostModelError, match=r"network.*'resnet'"):
-        cost_report(cfg, network="resnet")
     with pytest.raises(CostModelError, match=r"technology node.*3"):
         cost_report(cfg, node_nm=3)
-    with pytest.raises(CostModelError, match=r"lowrank r.*200"):
+    with pytest.raises(ConfigError, match=r"lowrank r.*200"):
         cost_report(load_config(None, ["channel.algorithm=srbp", "channel.feedback=lowrank:r=200"]))
-    with pytest.raises(CostModelError, match="sbp"):
-        cost_report(load_config(None, ["channel.algorithm=sbp", "model.dataset=cifar10"]), network="cifar-conv")
-    assert issubclass(CostModelError, LowbitError)
+    with pytest.raises(ConfigError, match="sbp is defined for MLP models only"):
+        cost_report(load_config(None, ["channel.algorithm=sbp", "model.dataset=cifar10", "model.conv=[8]"]))

@@ -2,7 +2,8 @@
 import pytest
 
 from lowbit_rbp.core.config import load_config
-from hw_models import Floorplan, cost_report
+from hw_models import Floorplan
+from lowbit_rbp.cost import cost_report, render_markdown
 
 
 def wires(algo, **kw):
@@ -23,7 +24,7 @@ def test_srbp_fewer_but_longer_backward_wires():
 
 def test_report_markdown_shows_both_totals():
     r = cost_report(load_config(None, ["channel.algorithm=srbp"]))
-    md = r.to_markdown()
+    md = render_markdown(r)
     assert "| backward (channel) | 4,000 | 10,000 | 2.5 | 4 |" in md
     assert "| forward | 109,400 | 109,400 | 1 | 1 |" in md
 

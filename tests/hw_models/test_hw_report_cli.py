@@ -4,10 +4,12 @@ import csv
 import io
 import json
 
-from lowbit_rbp.core.config import load_config
-from hw_models import SCHEMA_VERSION, cost_report
-from hw_models.cli import main as cli_main, register
+from hw_models import SCHEMA_VERSION
 from hw_models.report import CostRow
+from lowbit_rbp.cli import main as cli_main
+from lowbit_rbp.core.config import load_config
+from lowbit_rbp.cost import cost_report, render_markdown
+from lowbit_rbp.cost.cli import register
 
 
 def test_json_csv_markdown_exports():
@@ -21,7 +23,7 @@ def test_json_csv_markdown_exports():
     assert list(rows[0]) == list(CostRow.__dataclass_fields__)
     assert len(rows) == len(r.rows)
     assert sum(float(x["count"]) for x in rows if x["what"] == "feedback_product" and x["op"] == "mult") == 4000
-    md = r.to_markdown()
+    md = render_markdown(r)
     assert "horowitz45nm" in md and "23.6" in md and "SPOON" in md and "Learning-channel rate" in md
     assert {a["key"] for a in r.anchors} >= {"loihi_sop", "truenorth_event", "spoon_mnist"}
 
@@ -60,11 +62,10 @@ def test_register_sets_func():
     assert callable(args.func) and args.format == "csv" and args.energy_table == "horowitz45nm"
 
 
-def test_make_report(tmp_path, capsys):
-    from hw_models import make_report
-    assert make_report.main(["--out", str(tmp_path)]) == 0
+def test_variants_report_from_the_sweep_file(tmp_path, capsys):
+    assert cli_main(["cost", "--sweep", "lowbit_rbp/sweeps/cost_mnist.toml", "--out", str(tmp_path)]) == 0
     md = (tmp_path / "cost_mnist.md").read_text()
-    assert "python -m hw_models.make_report --out" in md and "horowitz45nm" in md
+    assert "cost --sweep lowbit_rbp/sweeps/cost_mnist.toml" in md and "horowitz45nm" in md
     rows = {r["variant"]: r for r in csv.DictReader(io.StringIO((tmp_path / "cost_mnist.csv").read_text()))}
     assert {"BP", "RBP", "SRBP", "SBP", "ARBP", "RBP sparse-1", "SRBP sparse-8", "BP error 1-bit",
             "SRBP error 3-bit", "RBP error 5-bit"} <= set(rows)

@@ -12,7 +12,7 @@ import torch
 from kcases import (ACCUMULATORS, FIXED_FORMATS, FORMATS, SHAPES, UPDATE_FORMATS, awkward_values,
                     describe_diff, same_bits)
 from kernels import dispatch, reference
-from lowbit_rbp.core.formats import FixedPoint, Float32, LogQuant
+from lowbit_rbp.core.formats import FixedPoint, Float32, LogQuant, parse_format
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,7 +97,7 @@ def test_quantize_torch_views_in_place_and_non_contiguous():
 
 def test_channel_quantizer_uses_dispatch_signature():
     from lowbit_rbp.learning.channel import Quantizer
-    q = Quantizer("fixed:w=8,f=6,round=stochastic", seed=3)
+    q = Quantizer(parse_format("fixed:w=8,f=6,round=stochastic"), seed=3)
     t = torch.randn(4, 5)
     want = reference.quantize(t.numpy(), q.fmt, seed=3, counter=0)
     q(t)

@@ -23,7 +23,7 @@ def tiny(cfg=None):
 SWEEP = {
     "name": "tiny",
     "seeds": [0, 1],
-    "base": {"model": {"hidden": [8]}, "train": {"epochs": 3, "batch_size": 20}, "threads": 1},
+    "base": {"model": {"hidden": [8]}, "train": {"epochs": 3, "batch_size": 20}},
     "grid": {"channel.algorithm": ["bp", "rbp", "srbp"]},
 }
 
@@ -59,7 +59,8 @@ def main(argv):
     sw = sweep()
     if args.reverse:
         sw.runs.reverse()
-    s = run_sweep(sw, args.store, data=DATA_SPEC, progress=False, threads=1)
+    from lowbit_rbp.core.runtime import Runtime
+    s = run_sweep(sw, args.store, data=DATA_SPEC, progress=False, runtime=Runtime(threads=1))
     print("ran", len(s.ran), "skipped", len(s.skipped), "busy", len(s.busy), "failed", len(s.failed), flush=True)
     return 0
 

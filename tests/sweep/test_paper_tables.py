@@ -71,7 +71,7 @@ def test_table1_ordering_check_flags_and_spread():
          ("qerror_5", "bp"): _cell(97.9)}
     base = table1.ordering("baseline", c)
     assert base["status"] == "same"                      # the paper ties RBP and SRBP: not checked
-    assert base["paper"] == "BP > RBP ≈ SRBP > Top" and base["ours"] == "BP > SRBP > RBP > Top"
+    assert base["paper"] == "BP > RBP ≈ SRBP > Top only" and base["ours"] == "BP > SRBP > RBP > Top only"
     sp2 = table1.ordering("sparse_2", c)
     assert sp2["status"] == "differs" and len(sp2["pairs"]) == 1
     p = sp2["pairs"][0]
@@ -98,28 +98,36 @@ def test_table1_report_has_ordering_and_explanations(tmp_path):
     text = table1.markdown(load_results(tmp_path / "s.db"), "cmd")
     assert "## Ordering check" in text and "## Differences explained" in text
     assert "| sparse_2 | RBP > SRBP | SRBP > RBP | **differs**" in text
-    assert "| baseline | BP > RBP ≈ SRBP > Top | BP > SRBP > RBP | same (Top not run yet) |" in text
+    assert "| baseline | BP > RBP ≈ SRBP > Top only | BP > SRBP > RBP | same (Top only not run yet) |" in text
     assert "**Quantized update 1 bit** (`qupdate_1`). No results yet" in text
     assert "Ours - paper: RBP -0.8, SRBP +1.4." in text
     for row in table1.MNIST_TABLE1:               # every row has an explanation
         assert f"(`{row}`)" in text and table1.EXPLAIN[row]["setup"]
 
 
-def test_experiment_ordering_uses_the_table1_check_on_cifar_rows():
-    from lowbit_rbp.results.experiments import ordering
+def _group(row, alg, accs, label=None, feedback=None, epochs=1):
+    """A group of finished runs (one per accuracy %) of ``alg`` tagged ``row``."""
+    from lowbit_rbp.results.records import Group, RunRecord
+    over = [f"channel.algorithm={alg}", f"train.epochs={epochs}"] + ([f"channel.feedback={feedback}"] if feedback else [])
+    runs = [RunRecord(apply_overrides(RunConfig(), [*over, f"train.seed={i}"]), "finished",
+                      [EpochRecord(epochs, 0.1, 0.9, 0.2, a / 100, 0.1, 100.0)], {"row": row}, label or alg.upper())
+            for i, a in enumerate(accs)]
+    return Group(runs, label or alg.upper())
 
-    def row(r, col, accs):
-        return {"row": r, "column": col, "per_seed": accs}
-    rows = [row("baseline", "bp", [57.0, 55.0]), row("baseline", "rbp", [45.0, 46.0]),
-            row("baseline", "srbp", [44.0, 44.0]), row("baseline", "top", [32.0, 33.0]),
-            row("sparse_8", "rbp", [37.0]), row("sparse_8", "srbp", [43.0]),
-            row("sparse_8", "srbp", [20.0]),    # a second SRBP variant of the row (e.g. "per sender"): not compared
-            row("sparse_2", "srbp", [40.0])]
-    lines = ordering(rows, "CIFAR10_TABLE1")
+
+def test_experiment_ordering_uses_the_table1_check_on_cifar_rows():
+    from lowbit_rbp.report.experiment import ordering
+    groups = [_group("baseline", "bp", [57.0, 55.0]), _group("baseline", "rbp", [45.0, 46.0]),
+              _group("baseline", "srbp", [44.0, 44.0]), _group("baseline", "top", [32.0, 33.0]),
+              _group("sparse_8", "rbp", [37.0]), _group("sparse_8", "srbp", [43.0]),
+              # a second SRBP variant of the row (e.g. "per sender"): not compared
+              _group("sparse_8", "srbp", [20.0], "SRBP other", "sparse:n=8,per=sender"),
+              _group("sparse_2", "srbp", [40.0])]
+    lines = ordering(groups, "CIFAR10_TABLE1")
     assert len(lines) == 3
     base, sp8, sp2 = lines
     # RBP 45.5 vs SRBP 44.0: gap 1.5; sds 0.707 and 0 -> combined 0.7, so the gap is outside it.
-    assert base.startswith("baseline: ours BP > RBP > SRBP > Top; paper BP > SRBP > RBP > Top")
+    assert base.startswith("baseline: ours BP > RBP > SRBP > Top only; paper BP > SRBP > RBP > Top only")
     assert "RBP ahead of SRBP by 1.5, outside our seeds' sd (0.7)" in base
     assert "SRBP by 2.5" in base
     assert sp8.endswith(": same")
@@ -128,19 +136,19 @@ def test_experiment_ordering_uses_the_table1_check_on_cifar_rows():
 
 def test_experiment_report_of_another_length_gets_its_own_file(tmp_path):
     """A 100-epoch foundation run writes mnist_foundation_100ep.md beside (not over) the default."""
-    from lowbit_rbp.results import experiments
-    assert experiments.report_stem("foundation", 20) == "mnist_foundation"
-    assert experiments.report_stem("foundation", 100) == "mnist_foundation_100ep"
-    summaries = [{"label": "BP", "row": "baseline", "column": "bp", "seed": s, "epochs": 100, "status": "ok",
-                  "test_acc": acc, "seconds": 100.0, "machine": {}, "dataset": "mnist", "code_version": "x"}
-                 for s, acc in ((0, 0.98), (1, 0.97))]
-    rows = experiments.table(summaries)
+    from lowbit_rbp.report import experiment
+    from lowbit_rbp.results.sweep import load_sweep
+    sweep = load_sweep("foundation")
+    assert experiment.report_stem(sweep, 20, 20) == "mnist_foundation"
+    assert experiment.report_stem(sweep, 100, 20) == "mnist_foundation_100ep"
+    groups = [_group("baseline", "bp", [98.0, 97.0], "BP", epochs=100)]
+    rows = [experiment.row_dict(g, "MNIST_TABLE1") for g in groups]
     assert rows[0]["mean"] == 97.5 and rows[0]["paper"] == (97.9, 0.1)
-    path = experiments.write_report("foundation", rows, summaries, tmp_path, "cmd", epochs=100)
+    path = experiment.write_report(sweep, groups, tmp_path, "cmd", epochs=100, default_epochs=20)
     assert path.name == "mnist_foundation_100ep.md" and (tmp_path / "mnist_foundation_100ep.json").exists()
     text = path.read_text()
     assert "| BP | 97.50 (0.71) | 98.0, 97.0 | 97.9 (0.1) | 100 |" in text
     assert "at the paper's length they sit lower" in text and "may sit below the paper" not in text
-    short = experiments.write_report("foundation", rows, summaries, tmp_path, "cmd")
+    short = experiment.write_report(sweep, groups, tmp_path, "cmd", epochs=20, default_epochs=20)
     assert short.name == "mnist_foundation.md"
     assert "may sit below the paper" in short.read_text() and "at the paper's length" not in short.read_text()

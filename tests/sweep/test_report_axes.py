@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lowbit_rbp.core.config import RunConfig, apply_overrides
-from lowbit_rbp.report import load_results, write_report
-from lowbit_rbp.report.tables import axis_groups, axis_series, group
+from lowbit_rbp.report.sweep_report import write_report
+from lowbit_rbp.report.tables import axis_groups, axis_series, group, load_results
 from lowbit_rbp.results.store import Store
 from lowbit_rbp.results.sweep import load_sweep
 from lowbit_rbp.learning.trainer import EpochRecord
@@ -30,7 +30,7 @@ def put(store, overrides, row, accs, seed=0):
 
 def fake_cost(cfg):
     fb = cfg.channel.feedback
-    r = int(fb.split("=")[1]) if fb.startswith("lowrank") else 10
+    r = fb.r if fb.kind == "lowrank" else 10
     return {"energy_pj": 1e6 + 1e3 * r, "lc_energy_pj": 100.0 * r, "lc_ops": 50.0 * r, "wires": 10 * r,
             "bits_moved": 320.0 * r, "feedback_memory_bits": 32 * 100 * r}
 
@@ -56,13 +56,13 @@ def rank_store(tmp_path):
 def test_rank_series_references_and_no_mixing(rank_store):
     groups = group(load_results(rank_store))
     series = axis_series(groups, "rank")
-    assert [s["algorithm"] for s in series] == ["rbp", "srbp"]
+    assert [s.algorithm for s in series] == ["rbp", "srbp"]
     for s in series:
-        assert [g["x"] for g in s["points"]] == [1, 2, 5]
-        assert s["ref"] is not None and s["ref"]["feedback"] == "glorot_uniform"
-        assert list(s["ref"]["config"]["model"]["hidden"]) == [100] * 7 and not s["paper"]
+        assert [g.x for g in s.points] == [1, 2, 5]
+        assert s.ref is not None and s.ref.first.feedback == "glorot_uniform"
+        assert list(s.ref.config.model.hidden) == [100] * 7 and not s.paper
     flat = axis_groups(groups, "rank")
-    assert len(flat) == 8 and all(len(g["config"]["model"]["hidden"]) == 7 for g in flat)
+    assert len(flat) == 8 and all(len(g.config.model.hidden) == 7 for g in flat)
     assert axis_groups(groups, "sparsity_n") == [] and axis_groups(groups, "error_bits") == []
 
 
@@ -106,5 +106,5 @@ def test_lowrank_sweep_file():
     assert {r.config.train.seed for r in sw.runs} == {0, 1, 2} and {r.config.train.epochs for r in sw.runs} == {20}
     assert {tuple(r.config.model.hidden) for r in sw.runs} == {(100,) * 7}
     assert {r.config.channel.algorithm for r in sw.runs} == {"rbp", "srbp"}
-    assert {r.config.channel.feedback for r in sw.runs} == {"lowrank:r=1", "lowrank:r=2", "lowrank:r=5",
+    assert {r.config.channel.feedback.spec for r in sw.runs} == {"lowrank:r=1", "lowrank:r=2", "lowrank:r=5",
                                                              "lowrank:r=10", "glorot_uniform"}

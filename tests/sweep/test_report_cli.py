@@ -1,11 +1,15 @@
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from lowbit_rbp.errors import ConfigError, LowbitError
-from lowbit_rbp.report import budget, group, load_results, pareto_front, write_report
+from lowbit_rbp.core.config import apply_overrides
+from lowbit_rbp.core.runtime import Runtime
+from lowbit_rbp.report.sweep_report import write_report
+from lowbit_rbp.report.tables import budget, default_cost, group, load_results, pareto_front
 from lowbit_rbp.results.sweep import run_sweep
 from lowbit_rbp.results.cli import register
 
@@ -24,31 +28,30 @@ def store(tmp_path_factory):
                             {"row": "qupdate_3", "formats.update": "log:alpha=0.1,bits=3"},
                             {"row": "sparse_1", "channel.feedback": "sparse:n=1", "grid": {"channel.algorithm": ["srbp"]}},
                             {"row": "dropout_50", "channel.dropout": 0.5}])
-    run_sweep(sw, path, data=helper.DATA_SPEC, progress=False, threads=1)
+    run_sweep(sw, path, data=helper.DATA_SPEC, progress=False, runtime=Runtime(threads=1))
     return path
 
 
 def fake_cost(cfg):
-    bits = 32 if cfg.formats.error == "float32" else 3
+    bits = 32 if cfg.formats.error.kind == "float" else 3
     return {"energy_pj": 100.0 * bits + (50 if cfg.channel.algorithm == "bp" else 0), "wires": 10 * bits,
             "bits_moved": 7.0 * bits, "feedback_memory_bits": 0 if cfg.channel.algorithm == "bp" else 99}
 
 
 def test_load_and_group(store):
     res = load_results(store)
-    assert len(res) == 18 and all(r["status"] == "finished" for r in res)
-    q = [r for r in res if r["row"] == "qerror_3"]
-    assert {r["error_bits"] for r in q} == {3} and {r["signal_bits"] for r in q} == {3}
-    assert {r["update_bits"] for r in res if r["row"] == "qupdate_3"} == {3}
-    assert {r["sparsity_n"] for r in res if r["row"] == "sparse_1"} == {1}
+    assert len(res) == 18 and all(r.status == "finished" for r in res)
+    q = [r for r in res if r.row == "qerror_3"]
+    assert {r.error_bits for r in q} == {3} and {r.signal_bits for r in q} == {3}
+    assert {r.update_bits for r in res if r.row == "qupdate_3"} == {3}
+    assert {r.sparsity_n for r in res if r.row == "sparse_1"} == {1}
     groups = group(res)
-    assert len(groups) == 9 and all(g["n"] == 2 and g["seeds"] == [0, 1] for g in groups)
-    assert not any("ep]" in g["label"] for g in groups)
-    longer = [dict(r, epochs_planned=5, config={**r["config"], "train": {**r["config"]["train"], "epochs": 5}})
-              for r in res if r["row"] == "baseline"]
+    assert len(groups) == 9 and all(g.n == 2 and g.seeds == [0, 1] for g in groups)
+    assert not any("ep]" in g.label for g in groups)
+    longer = [replace(r, config=apply_overrides(r.config, ["train.epochs=5"])) for r in res if r.row == "baseline"]
     mixed = group(res + longer)                      # same variants at another length: their own groups
     assert len(mixed) == 11
-    labels = [g["label"] for g in mixed if g["row"] == "baseline"]
+    labels = [g.label for g in mixed if g.row == "baseline"]
     assert sorted(labels) == ["baseline: bp [2 ep]", "baseline: bp [5 ep]", "baseline: srbp [2 ep]",
                               "baseline: srbp [5 ep]"]
 
@@ -70,9 +73,9 @@ def test_write_report_tables_plots_and_protocol(store, tmp_path):
 
 def test_budget_filter_best_first(store):
     rows = budget(store, cost_fn=fake_cost, energy_pj=400)
-    assert rows and all(r["energy_pj"] <= 400 for r in rows)
-    assert {r["row"] for r in rows} == {"qerror_3"}
-    assert [r["mean"] for r in rows] == sorted((r["mean"] for r in rows), reverse=True)
+    assert rows and all(g.cost_of("energy_pj") <= 400 for g in rows)
+    assert {g.row for g in rows} == {"qerror_3"}
+    assert [g.mean for g in rows] == sorted((g.mean for g in rows), reverse=True)
     assert budget(store, cost_fn=fake_cost, energy_pj=1) == []
     assert budget(store, cost_fn=lambda cfg: None, energy_pj=1e9) == []
     with pytest.raises(ConfigError, match="budget key.*energy_pj"):
@@ -137,9 +140,7 @@ def test_shipped_sweep_files_expand():
         assert algs == want, row
 
 
-def test_budget_with_hw_models_cost_shows_breakdown(store, tmp_path):
-    pytest.importorskip("hw_models")
-    from lowbit_rbp.report import default_cost
+def test_budget_with_the_cost_model_shows_breakdown(store, tmp_path):
     path = write_report(store, tmp_path, cost_fn=default_cost, budget_limits={"lc_ops": 1e9}, plots=False)
     text = path.read_text()
     budget_part = text.split("### Budget: lc_ops <= 1e+09")[1]

@@ -15,6 +15,8 @@ from lowbit_rbp.results.sweep import expand_sweep, load_sweep, run_sweep
 sys.path.insert(0, str(Path(__file__).parent))
 import helper  # noqa: E402
 
+from lowbit_rbp.core.runtime import Runtime  # noqa: E402
+
 HELPER = str(Path(__file__).parent / "helper.py")
 PY = sys.executable
 
@@ -22,9 +24,9 @@ PY = sys.executable
 def snapshot(path):
     """Runs (hash, status) and epoch rows without wall-clock fields: what an equal sweep must give."""
     with Store(path) as st:
-        runs = sorted((r["config_hash"], r["status"], r["label"]) for r in st.runs())
-        epochs = sorted((e["config_hash"], e["epoch"], e["train_loss"], e["train_acc"], e["test_loss"], e["test_acc"],
-                         e["lr"], e["status"]) for e in st.epochs())
+        runs = sorted((r.config_hash, r.status, r.label) for r in st.runs())
+        epochs = sorted((r.config_hash, e.epoch, e.train_loss, e.train_acc, e.test_loss, e.test_acc, e.lr, e.status)
+                        for r in st.runs() for e in r.epochs)
         assert st.integrity_ok()
     return runs, epochs
 
@@ -32,7 +34,7 @@ def snapshot(path):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     path = tmp_path_factory.mktemp("ref") / "ref.db"
-    s = run_sweep(helper.sweep(), path, data=helper.DATA_SPEC, progress=False, threads=1)
+    s = run_sweep(helper.sweep(), path, data=helper.DATA_SPEC, progress=False, runtime=Runtime(threads=1))
     assert len(s.ran) == 6 and not s.failed
     return snapshot(path)
 
@@ -41,8 +43,8 @@ def test_uninterrupted_sweep_and_rerun_skips(tmp_path, reference):
     runs, epochs = reference
     assert len(runs) == 6 and all(r[1] == "finished" for r in runs)
     assert len(epochs) == 6 * 3
-    s = run_sweep(helper.sweep(), tmp_path / "a.db", data=helper.DATA_SPEC, progress=False, threads=1)
-    s2 = run_sweep(helper.sweep(), tmp_path / "a.db", data=helper.DATA_SPEC, progress=False, threads=1)
+    s = run_sweep(helper.sweep(), tmp_path / "a.db", data=helper.DATA_SPEC, progress=False, runtime=Runtime(threads=1))
+    s2 = run_sweep(helper.sweep(), tmp_path / "a.db", data=helper.DATA_SPEC, progress=False, runtime=Runtime(threads=1))
     assert len(s2.skipped) == 6 and not s2.ran
     assert snapshot(tmp_path / "a.db") == reference
 
@@ -52,7 +54,7 @@ def test_sweep_runs_seed_major(tmp_path):
     sweep = helper.sweep()
     seed_of = {r.config.config_hash(): r.config.train.seed for r in sweep.runs}
     assert [seed_of[r.config.config_hash()] for r in sweep.runs] != sorted(seed_of.values())  # file order differs
-    s = run_sweep(sweep, tmp_path / "order.db", data=helper.DATA_SPEC, progress=False, threads=1)
+    s = run_sweep(sweep, tmp_path / "order.db", data=helper.DATA_SPEC, progress=False, runtime=Runtime(threads=1))
     assert [seed_of[h] for h in s.ran] == [0, 0, 0, 1, 1, 1]
 
 
@@ -91,9 +93,9 @@ def test_kill9_mid_sweep_then_rerun_matches_uninterrupted(tmp_path, reference):
     with Store(db) as st:
         c = st.counts()
         assert c.get("running") == 1 and c.get("finished", 0) < 6, c
-        killed = st.runs("running")[0]["config_hash"]
+        killed = st.runs("running")[0].config_hash
         assert 1 <= len(st.epochs(killed)) < 3
-    s = run_sweep(helper.sweep(), db, data=helper.DATA_SPEC, progress=False, threads=1)
+    s = run_sweep(helper.sweep(), db, data=helper.DATA_SPEC, progress=False, runtime=Runtime(threads=1))
     assert killed in s.ran and len(s.skipped) >= 1 and len(s.ran) + len(s.skipped) == 6
     assert snapshot(db) == reference
 
@@ -113,22 +115,22 @@ def test_two_sweeps_writing_one_store_concurrently(tmp_path, reference):
 def test_diverged_run_is_stored_as_diverged(tmp_path):
     sw = helper.sweep(grid={}, seeds=[0], base={"model": {"hidden": [8], "activation": "linear"},
                                                 "train": {"epochs": 3, "batch_size": 20, "lr": 1e6}})
-    s = run_sweep(sw, tmp_path / "d.db", data=helper.DATA_SPEC, progress=False, threads=1)
+    s = run_sweep(sw, tmp_path / "d.db", data=helper.DATA_SPEC, progress=False, runtime=Runtime(threads=1))
     assert list(s.ran.values()) == ["diverged"]
     with Store(tmp_path / "d.db") as st:
         (run,) = st.runs()
-        assert run["status"] == "diverged" and run["finished"]
-        eps = st.epochs(run["config_hash"])
-        assert eps and eps[-1]["status"] == "diverged"
+        assert run.status == "diverged" and run.finished
+        eps = st.epochs(run.config_hash)
+        assert eps and eps[-1].status == "diverged"
 
 
 def test_failed_run_recorded_and_retried(tmp_path):
     sw = helper.sweep(grid={}, seeds=[0])
-    s = run_sweep(sw, tmp_path / "f.db", data="no_such_module_xyz:tiny", progress=False, threads=1)
+    s = run_sweep(sw, tmp_path / "f.db", data="no_such_module_xyz:tiny", progress=False, runtime=Runtime(threads=1))
     assert list(s.ran.values()) == ["failed"]
     with Store(tmp_path / "f.db") as st:
-        assert "no_such_module_xyz" in st.runs()[0]["error"]
-    s = run_sweep(sw, tmp_path / "f.db", data=helper.DATA_SPEC, progress=False, threads=1)
+        assert "no_such_module_xyz" in st.runs()[0].error
+    s = run_sweep(sw, tmp_path / "f.db", data=helper.DATA_SPEC, progress=False, runtime=Runtime(threads=1))
     assert list(s.ran.values()) == ["finished"]
 
 
@@ -143,8 +145,8 @@ def test_dask_executor_local_cluster(tmp_path):
     assert sorted(s.ran.values()) == ["finished"] * 4
     with Store(tmp_path / "dask.db") as st:
         assert st.counts() == {"finished": 4}
-        assert len(st.epochs()) == 4 * 3
-        assert {r["machine"]["torch_threads"] for r in st.runs()} == {1}
+        assert sum(len(r.epochs) for r in st.runs()) == 4 * 3
+        assert {r.machine["torch_threads"] for r in st.runs()} == {1}
 
 
 # --- bad input --------------------------------------------------------------------------------
@@ -205,4 +207,4 @@ def test_expansion_runs_grid_seeds_dedup():
     assert {r.tags["row"] for r in sw.runs} == {"baseline", "sparse_8", "bp_only"}
     assert all(r.config.train.epochs == 2 for r in sw.runs)
     sp = [r.config for r in sw.runs if r.tags["row"] == "sparse_8"]
-    assert {c.channel.feedback for c in sp} == {"sparse:n=8"} and {c.train.seed for c in sp} == {0, 1}
+    assert {c.channel.feedback.spec for c in sp} == {"sparse:n=8"} and {c.train.seed for c in sp} == {0, 1}

@@ -1,80 +1,22 @@
-"""Named experiments: sets of runs (variant x seed) trained side by side and tabulated.
+"""A named experiment's report: a sweep file with a ``[report]`` table (foundation, cifar10), its
+runs from the results store, beside the paper's Table 1 (``lowbit-rbp reproduce NAME``).
 
-A variant is a label plus config overrides. Each run writes its own JSON-lines file under the
-results folder (named by config hash), so an interrupted experiment resumes where it stopped.
+One row per labelled run of the sweep file, over seeds: mean (sample sd) of the final test
+accuracy, the paper's number, the ordering of the algorithms within each of the paper's rows
+(the check of ``table1``), and the experiment's notes.
 """
 from __future__ import annotations
 
 import json
-import statistics
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.config import RunConfig, apply_overrides
 from ..errors import bad_value
-
-
-@dataclass(frozen=True)
-class Variant:
-    label: str
-    row: str            # paper table row, e.g. baseline
-    column: str         # paper table column: bp, rbp, srbp, top
-    overrides: tuple[str, ...]
-
-
-def _v(label, row, column, *overrides):
-    return Variant(label, row, column, (f"channel.algorithm={'top' if column == 'top' else column}", *overrides))
-
-
-FOUNDATION = (
-    _v("BP", "baseline", "bp"),
-    _v("RBP", "baseline", "rbp"),
-    _v("SRBP", "baseline", "srbp"),
-    _v("Top only", "baseline", "top"),
-    _v("BP no f'", "no_fprime", "bp", "channel.fprime=false"),
-    _v("RBP no f'", "no_fprime", "rbp", "channel.fprime=false"),
-    _v("SRBP no f'", "no_fprime", "srbp", "channel.fprime=false"),
-    _v("RBP sparse-1", "sparse_1", "rbp", "channel.feedback='sparse:n=1'"),
-    _v("SRBP sparse-1", "sparse_1", "srbp", "channel.feedback='sparse:n=1'"),
-    _v("SRBP sparse-1 (per sender)", "sparse_1", "srbp", "channel.feedback='sparse:n=1,per=sender'"),
-)
-
-DEMO = FOUNDATION[:3]
-
-CIFAR10 = FOUNDATION[:7] + (   # baseline and no-f' rows as on MNIST, then the sparse rows
-    _v("RBP sparse-8", "sparse_8", "rbp", "channel.feedback='sparse:n=8'"),
-    _v("SRBP sparse-8", "sparse_8", "srbp", "channel.feedback='sparse:n=8,scale=inv_n'"),
-    _v("RBP sparse-2", "sparse_2", "rbp", "channel.feedback='sparse:n=2'"),
-    _v("SRBP sparse-2", "sparse_2", "srbp", "channel.feedback='sparse:n=2,scale=inv_n'"),
-    _v("RBP sparse-1", "sparse_1", "rbp", "channel.feedback='sparse:n=1'"),
-    _v("SRBP sparse-1", "sparse_1", "srbp", "channel.feedback='sparse:n=1'"),
-)
-
-# The paper's CIFAR-10 protocol (PAPER.md): 3 x (conv 5x5, 64 tanh, max-pool 3x3 stride 2), dense
-# 1024 tanh, softmax; minibatch 128, momentum 0.9, lr 0.01 decaying 1e-5 per update; random
-# translation up to 10 % and horizontal flips. The data set is the one thing a user changes:
-# cifar10-subset here, ``--set model.dataset=cifar10`` for the full set where it can be fetched.
-CIFAR10_PROTOCOL = ("model.dataset=cifar10-subset", "model.conv=[64,64,64]", "model.hidden=[1024]",
-                    "train.batch_size=128", "train.lr=0.01", "train.lr_decay=1e-5", "train.momentum=0.9",
-                    "train.translate=0.1", "train.hflip=0.5")
-
-
-@dataclass(frozen=True)
-class Experiment:
-    variants: tuple[Variant, ...]
-    protocol: tuple[str, ...]       # config overrides every run shares
-    epochs: int                     # default epochs
-    store: str                      # default results store
-    report: str                     # report file stem
-    paper_table: str                # name of the table in lowbit_rbp.report.paper
-
-
-EXPERIMENTS = {
-    "foundation": Experiment(FOUNDATION, (), 20, "reports/sweeps/mnist.db", "mnist_foundation", "MNIST_TABLE1"),
-    "demo": Experiment(DEMO, (), 2, "", "mnist_demo", "MNIST_TABLE1"),
-    "cifar10": Experiment(CIFAR10, CIFAR10_PROTOCOL, 10, "reports/sweeps/cifar10.db", "cifar10", "CIFAR10_TABLE1"),
-}
+from ..results.records import Group, RunRecord
+from . import paper as paper_tables
+from .table1 import check_text, ordering as row_ordering
 
 PAPER_EPOCHS = 100
 
@@ -138,17 +80,40 @@ NOTES = {
 }
 
 
-def ordering(rows: list[dict], paper_table: str) -> list[str]:
+def groups(sweep, runs: dict[str, RunRecord]) -> list[Group]:
+    """One group per label of ``sweep``, in its order, of the runs the store has finished (``runs``:
+    config hash -> record); labels come from the sweep file, whatever label the store holds."""
+    out: dict[str, list[RunRecord]] = {}
+    for r in sweep.runs:
+        rec = runs.get(r.config.config_hash())
+        if rec is not None and rec.done:
+            out.setdefault(r.config.label(), []).append(_as_run(rec, r))
+    return [Group(rs, label) for label, rs in out.items()]
+
+
+def _as_run(rec: RunRecord, planned) -> RunRecord:
+    """The store's record under the sweep's label and row."""
+    from dataclasses import replace
+    return replace(rec, label=planned.config.label(), tags={**rec.tags, **planned.tags})
+
+
+def column(g: Group) -> str:
+    return g.first.config.channel.rule.column
+
+
+def paper_value(g: Group, paper_table: str):
+    return getattr(paper_tables, paper_table).get(g.row, {}).get(column(g))
+
+
+def ordering(gs: list[Group], paper_table: str) -> list[str]:
     """Per table row, our algorithm order (by mean accuracy) beside the paper's, with every pair the
     two rank differently, our gap against our seeds' spread (the MNIST Table 1 check, reused)."""
-    from ..report import paper as paper_tables
-    from ..report.table1 import check_text, ordering as row_ordering
     paper_rows = getattr(paper_tables, paper_table)
     cells = {}
-    for r in rows:   # a row's first variant per column is its main one (e.g. sparse-1 before "per sender")
-        cells.setdefault((r["row"], r["column"]), {"acc": r["per_seed"]})
+    for g in gs:   # a row's first variant per column is its main one (e.g. sparse-1 before "per sender")
+        cells.setdefault((g.row, column(g)), {"acc": [round(a, 2) for a in g.accuracies]})
     out = []
-    for row in dict.fromkeys(r["row"] for r in rows):
+    for row in dict.fromkeys(g.row for g in gs):
         if row not in paper_rows:
             continue
         o = row_ordering(row, cells, paper_rows)
@@ -157,76 +122,19 @@ def ordering(rows: list[dict], paper_table: str) -> list[str]:
     return out
 
 
-def expand(variants, seeds, base_overrides=()) -> list[tuple[Variant, RunConfig]]:
-    """Every (variant, seed) run, seed-major: an interrupted experiment has whole seeds done first."""
-    runs = []
-    for s in seeds:
-        for v in variants:
-            # The label TOML-quoted (a basic string), since labels such as "BP no f'" hold quotes.
-            cfg = apply_overrides(RunConfig(), [*base_overrides, *v.overrides, f"train.seed={s}",
-                                                f"name={json.dumps(v.label)}"])
-            runs.append((v, cfg))
-    return runs
+def row_dict(g: Group, paper_table: str) -> dict:
+    """A group as the report's JSON row (and its Markdown table row)."""
+    return {"label": g.label, "row": g.row, "column": column(g), "n": len(g.runs), "diverged": g.diverged,
+            "mean": g.mean, "sd": g.sd, "per_seed": [round(a, 2) for a in g.accuracies],
+            "paper": paper_value(g, paper_table), "epochs": g.first.final.epoch,
+            "seconds_per_epoch": sum(r.seconds / max(1, r.final.epoch) for r in g.runs) / len(g.runs)}
 
 
-def run_experiment(name: str, seeds, store_path, *, base_overrides=(), workers: int = 1,
-                   progress: bool = True, train: bool = True) -> list[dict]:
-    """Train every (variant, seed) run not yet in the results store; one summary dict per run.
-
-    Runs go through the sweep machinery (``sweep.run_sweep``) into the SQLite store, so an
-    experiment shares finished runs with any sweep that trained the same config. With
-    ``train=False`` nothing is trained and only the runs already finished are summarized.
-    """
-    if name not in EXPERIMENTS:
-        raise bad_value("experiment", name, ", ".join(EXPERIMENTS))
-    from .store import Store
-    from .sweep import run_sweep
-    exp = EXPERIMENTS[name]
-    runs = expand(exp.variants, seeds, (*exp.protocol, *base_overrides))
-    Path(store_path).parent.mkdir(parents=True, exist_ok=True)
-    if train:
-        run_sweep([cfg for _, cfg in runs], store_path, workers=workers, progress=progress)
-    with Store(store_path) as store:
-        if not train:
-            done = {r["config_hash"] for r in store.runs() if r["status"] in ("finished", "diverged")}
-            runs = [(v, cfg) for v, cfg in runs if cfg.config_hash() in done]
-        return [summarize_run(v, cfg, store) for v, cfg in runs]
-
-
-def summarize_run(v: Variant, cfg: RunConfig, store) -> dict:
-    epochs = store.epochs(cfg.config_hash())
-    run = store.run(cfg.config_hash())
-    if not epochs or run is None:
-        raise bad_value(f"results of run {v.label!r} seed {cfg.train.seed}", cfg.config_hash(),
-                        "a finished run in the store (rerun the command to train it)")
-    last = epochs[-1]
-    return {"label": v.label, "row": v.row, "column": v.column, "seed": cfg.train.seed,
-            "epochs": last["epoch"], "status": last["status"], "test_acc": last["test_acc"],
-            "seconds": sum(e["seconds"] for e in epochs), "machine": run.get("machine", {}),
-            "config_hash": cfg.config_hash(), "dataset": cfg.model.dataset,
-            "code_version": run.get("code_version", ""), "finished": run.get("finished", "")}
-
-
-def table(summaries: list[dict], paper_table: str = "MNIST_TABLE1") -> list[dict]:
-    """Group runs by variant: mean and sample sd of final test accuracy (%)."""
-    from ..report import paper as paper_tables
-    paper_rows = getattr(paper_tables, paper_table)
-    out = []
-    for label in dict.fromkeys(s["label"] for s in summaries):
-        group = [s for s in summaries if s["label"] == label]
-        accs = [100 * s["test_acc"] for s in group if s["status"] == "ok"]
-        paper = paper_rows.get(group[0]["row"], {}).get(group[0]["column"])
-        out.append({
-            "label": label, "row": group[0]["row"], "column": group[0]["column"],
-            "n": len(group), "diverged": sum(s["status"] != "ok" for s in group),
-            "mean": statistics.fmean(accs) if accs else float("nan"),
-            "sd": statistics.stdev(accs) if len(accs) > 1 else float("nan"),
-            "per_seed": [round(a, 2) for a in accs],
-            "paper": paper,
-            "epochs": group[0]["epochs"],
-            "seconds_per_epoch": statistics.fmean(s["seconds"] / max(1, s["epochs"]) for s in group),
-        })
-    return out
+def run_dict(r: RunRecord, g: Group) -> dict:
+    return {"label": g.label, "row": r.row, "column": column(g), "seed": r.seed, "epochs": r.final.epoch,
+            "status": r.final.status if r.final else r.status, "test_acc": r.test_acc, "seconds": r.seconds,
+            "machine": r.machine, "config_hash": r.config_hash, "dataset": r.config.model.dataset,
+            "code_version": r.code_version, "finished": r.finished or ""}
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -259,23 +167,28 @@ def _protocol_line(name: str, rows: list[dict], summaries: list[dict], seeds) ->
             "Glorot-normal init, minibatch 100, lr 0.1 decaying 1e-6 per update (lr/(1+1e-6 t)), no momentum; " + common)
 
 
-def report_stem(name: str, epochs: int) -> str:
-    """The report's file stem: the experiment's, with the epoch count when it is not the default
-    (``mnist_foundation_100ep``), so a longer run never overwrites the default report."""
-    exp = EXPERIMENTS[name]
-    return exp.report if epochs == exp.epochs else f"{exp.report}_{epochs}ep"
+def report_stem(sweep, epochs: int, default_epochs: int) -> str:
+    """The report's file stem: the sweep's, with the epoch count when it is not the sweep file's
+    default (``mnist_foundation_100ep``), so a longer run never overwrites the default report."""
+    stem = sweep.report.get("stem", sweep.name)
+    return stem if epochs == default_epochs else f"{stem}_{epochs}ep"
 
 
-def write_report(name: str, rows: list[dict], summaries: list[dict], out_dir, command: str,
-                 missing: list[str] = (), epochs: int | None = None) -> Path:
-    import platform
-    exp = EXPERIMENTS[name]
-    stem = report_stem(name, epochs or exp.epochs)
+def write_report(sweep, gs: list[Group], out_dir, command: str, missing: list[str] = (), *,
+                 epochs: int, default_epochs: int) -> Path:
+    """``<stem>.md`` and ``<stem>.json`` for the experiment ``sweep`` (its groups ``gs``)."""
+    if "paper_table" not in sweep.report:
+        raise bad_value(f"sweep {sweep.name}: [report] paper_table", None, ", ".join(
+            n for n in dir(paper_tables) if n.endswith("_TABLE1")))
+    name, paper_table = sweep.name, sweep.report["paper_table"]
+    rows = [row_dict(g, paper_table) for g in gs]
+    summaries = [run_dict(r, g) for g in gs for r in g.runs]
+    stem = report_stem(sweep, epochs, default_epochs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     m = summaries[0]["machine"] if summaries else {}
     seeds = sorted({s["seed"] for s in summaries})
-    title = "CIFAR-10" if name == "cifar10" else f"MNIST {name}"
+    title = sweep.report.get("title", name)
     versions = sorted({s.get("code_version", "") for s in summaries} - {""})
     text = [f"# {title}: ours beside the paper's Table 1", "",
             "Generated by a command; do not edit the numbers by hand.", "",
@@ -285,13 +198,13 @@ def write_report(name: str, rows: list[dict], summaries: list[dict], out_dir, co
             f"- Machine: {m.get('processor', platform.machine())}, {m.get('cpus', '?')} CPUs, torch {m.get('torch', '?')}, "
             f"Python {m.get('python', '?')}; code {', '.join(versions) or '?'}; date {time.strftime('%Y-%m-%d')}.", "",
             markdown_table(rows), ""]
-    order = ordering(rows, exp.paper_table)
+    order = ordering(gs, paper_table)
     if order:
         text += ["Ordering of the algorithms within each row (mean final test accuracy):", ""]
         text += [f"- {line}" for line in order] + [""]
     if missing:
         text += [f"Not run yet (the command resumes them): {', '.join(missing)}.", ""]
-    notes = [n.text for n in NOTES.get(name, ()) if n.applies(epochs or exp.epochs)]
+    notes = [n.text for n in NOTES.get(name, ()) if n.applies(epochs)]
     if notes:
         text += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     path = out_dir / f"{stem}.md"

@@ -1,19 +1,13 @@
-"""Counts of one training example, per layer and phase: operations by operand width, memory
-accesses, random bits, and the wires of the floorplan.
+"""Counts of one training example of a run config, per layer and phase: operations by operand
+width, memory accesses, random bits, and the wires of the floorplan (the phases are
+``hw_models.records.PHASES``).
 
-Phases (named to line up with DNN+NeuroSim's FW / AG / WG / WU and with Accelergy's action counts):
-    forward           FW  forward pass (MACs, activations, max-pool, softmax)
-    error_projection  AG  the learning channel: output error, feedback products, f', quantizers, dropout
-    weight_gradient   WG  per-example update R^h (O^{h-1})^T, its quantizer, minibatch accumulation
-    weight_update     WU  applying the accumulated update once per minibatch (counts / batch size)
-    channel_update    --  learning or recomputing the channel itself: ARBP/ASRBP dC, SBP products,
-                          feedback re-sampling (per-minibatch parts / batch size)
-
-Every per-minibatch action is charged per example as ``count / batch_size``; counts are floats
-(expected values where sparsity or dropout is drawn at random).
-
-Algorithms differ only in their *links* (which layer's signal reaches which layer, through what
-matrix): one small function per algorithm in ``CHANNEL_RULES``; everything else is shared.
+What is counted is read from the one description the trainer also runs: the algorithm's links
+(``lowbit_rbp.core.algorithms``), the feedback spec's density and scale
+(``lowbit_rbp.core.feedback``), the number formats, and the net's layers
+(``lowbit_rbp.nets.layout``). Every per-minibatch action is charged per example as
+``count / batch_size``; counts are floats (expected values where sparsity or dropout is drawn at
+random).
 """
 from __future__ import annotations
 
@@ -22,65 +16,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lowbit_rbp.core.config import RunConfig
-from lowbit_rbp.core.feedback import FeedbackSpec, build_feedback, parse_feedback_spec
-from lowbit_rbp.core.formats import parse_format
+from hw_models import operands as opd
+from hw_models.errors import CostModelError, bad
+from hw_models.floorplan import Floorplan, WireGroup
+from hw_models.layers import Conv2d, Dense, check_network, layer_name
+from hw_models.operands import BINARY, FLOAT32, Operand
+from hw_models.records import Action, MemoryRecord
 
-from . import operands as opd
-from .errors import CostModelError, bad
-from .floorplan import Floorplan, WireGroup
-from .layers import (Conv2d, Dense, NETWORKS, TRAIN_EXAMPLES, check_network, layer_name, network_from_config)
-from .operands import BINARY, FLOAT32, Operand
+from ..core.algorithms import Algorithm, Link
+from ..core.config import RunConfig
+from ..core.feedback import FeedbackSpec, build_feedback
+from ..data.specs import TRAIN_EXAMPLES
+from ..nets.layout import net_layers
 
-PHASES = ("forward", "error_projection", "weight_gradient", "weight_update", "channel_update")
-NEUROSIM_PHASE = {"forward": "FW", "error_projection": "AG", "weight_gradient": "WG", "weight_update": "WU",
-                  "channel_update": "-"}
-ARITH_OPS = ("mult", "add", "sign_flip", "shift", "compare", "activation_fn")
 STORAGE_MODES = ("stored", "regenerated")
 DROPOUT_RNG_BITS = 8     # random bits per dropout decision (compared against an 8-bit threshold)
 LFSR_STATE_BITS = 64     # seed/state kept per regenerated matrix
 FLOAT_RNG_BITS = 32      # random bits to draw one float feedback entry when re-sampling
-
-
-# ------------------------------------------------------------------------------------------------
-# records
-
-@dataclass(frozen=True)
-class Action:
-    """``count`` units of one action (an Accelergy-style action count). Units: ``op`` for
-    arithmetic, ``bit`` for SRAM reads/writes and random bits, ``bit_mm`` for wires."""
-
-    phase: str
-    layer: int
-    what: str
-    op: str
-    dtype: str
-    bits_a: int
-    bits_b: int
-    count: float
-    unit: str = "op"
-    capacity_bytes: float = 0.0
-
-
-@dataclass(frozen=True)
-class MemoryRecord:
-    """Storage of one data structure (bits held, not accesses)."""
-
-    layer: int
-    what: str      # weights | feedback | activations | signals | gradient_accumulator | pool_switches | ...
-    kind: str      # dense | sparse_index | lowrank | regenerated | shared_forward | product | buffer
-    bits: float
-    nnz: float = 0.0
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Link:
-    """The learning channel into weight layer ``receiver`` (0-based) from layer ``sender``'s signal."""
-
-    receiver: int
-    sender: int
-    source: str    # forward (BP: W^{h+1}) | random (C^h) | forward_product (SBP)
 
 
 @dataclass
@@ -117,19 +69,24 @@ class MapCost:
 class Setup:
     cfg: RunConfig
     layers: tuple
-    algorithm: str
+    rule: Algorithm
     error: Operand
     signal: Operand
     feedback: Operand
     update: Operand
     acc: Operand
-    weight: Operand
+    weight: Operand        # the weights as the forward pass and BP's channel read them
+    weight_store: Operand  # the weights as stored and updated
     act: Operand
     fb_spec: FeedbackSpec
     batch: int
     storage: str
     matrices: dict
     notes: list = field(default_factory=list)
+
+    @property
+    def algorithm(self) -> str:
+        return self.rule.name
 
     @property
     def L(self) -> int:
@@ -160,70 +117,18 @@ class Setup:
         return opd.is_quantized(self.cfg.formats.update)
 
     @property
-    def rule(self) -> "ChannelRule":
-        return CHANNEL_RULES[self.algorithm]
+    def weight_copy(self) -> bool:
+        """The forward reads a quantized copy of float shadow weights (Brevitas, ``model.weight_bits``)."""
+        return self.weight != self.weight_store
+
+    def links(self) -> list[Link]:
+        return self.rule.links(self.L)
 
     def trains(self, j: int) -> bool:
-        if j >= self.L - self.cfg.channel.fixed_top:
-            return False
-        return j == self.L - 1 or self.rule.trains_hidden
+        return self.rule.trains(j, self.L, self.cfg.channel.fixed_top)
 
     def name(self, j: int) -> str:
         return layer_name(self.layers, j)
-
-
-# ------------------------------------------------------------------------------------------------
-# one function per algorithm: the links of its learning channel
-
-def _hidden(s: Setup) -> range:
-    return range(s.L - 1)
-
-
-def links_bp(s: Setup) -> list[Link]:
-    """BP: each hidden layer receives the layer above's signal through the forward weights W^{h+1}."""
-    return [Link(j, j + 1, "forward") for j in _hidden(s)]
-
-
-def links_rbp(s: Setup) -> list[Link]:
-    """RBP (and ARBP): layer to layer through a fixed random matrix (or kernel) C^h."""
-    return [Link(j, j + 1, "random") for j in _hidden(s)]
-
-
-def links_srbp(s: Setup) -> list[Link]:
-    """SRBP (and ASRBP): the output error straight to every hidden layer through C^h (N_L x N_h)."""
-    return [Link(j, s.L - 1, "random") for j in _hidden(s)]
-
-
-def links_sbp(s: Setup) -> list[Link]:
-    """SBP: the output error straight to every hidden layer through the product of the forward matrices."""
-    if any(not isinstance(layer, Dense) for layer in s.layers):
-        raise CostModelError("channel.algorithm 'sbp': skipped BP (products of forward matrices) is modelled "
-                             "for dense networks only")
-    return [Link(j, s.L - 1, "forward_product") for j in _hidden(s)]
-
-
-def links_top(s: Setup) -> list[Link]:
-    """Top layer only: no learning channel; hidden layers stay at their initial values."""
-    return []
-
-
-@dataclass(frozen=True)
-class ChannelRule:
-    links: object
-    adaptive: bool = False
-    sbp: bool = False
-    trains_hidden: bool = True
-
-
-CHANNEL_RULES = {
-    "bp": ChannelRule(links_bp),
-    "rbp": ChannelRule(links_rbp),
-    "srbp": ChannelRule(links_srbp),
-    "sbp": ChannelRule(links_sbp, sbp=True),
-    "arbp": ChannelRule(links_rbp, adaptive=True),
-    "asrbp": ChannelRule(links_srbp, adaptive=True),
-    "top": ChannelRule(links_top, trains_hidden=False),
-}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -235,44 +140,36 @@ def _as_array(m) -> np.ndarray:
     return np.asarray(m)
 
 
-def resolve_network(cfg: RunConfig, network=None) -> tuple:
-    if network is None or network == "mlp":
-        return network_from_config(cfg)
-    if isinstance(network, str):
-        if network not in NETWORKS:
-            raise bad("network", network, ", ".join(NETWORKS))
-        return check_network(NETWORKS[network]())
-    return check_network(network)
-
-
-def make_setup(cfg: RunConfig, *, network=None, feedback_matrices=None, feedback_seed=None,
-               feedback_storage: str = "stored", weight_format="float32", activation_format="float32") -> Setup:
+def make_setup(cfg: RunConfig, *, input_shape=None, n_classes=None, feedback_matrices=None, feedback_seed=None,
+               feedback_storage: str = "stored") -> Setup:
+    """What ``count_example`` counts for ``cfg``: its net (``net_layers``; ``input_shape`` and
+    ``n_classes`` default to the dataset's, as for the trainer), algorithm and formats."""
     if not isinstance(cfg, RunConfig):
         raise bad("cost model config", type(cfg).__name__, "a lowbit_rbp.core.config.RunConfig")
     cfg.validate()
-    layers = resolve_network(cfg, network)
-    if cfg.channel.fixed_top >= len(layers):
-        raise bad("channel.fixed_top", cfg.channel.fixed_top, f"0..{len(layers) - 1} for this {len(layers)}-layer net")
+    layers = check_network(net_layers(cfg.model, input_shape, n_classes))
     if feedback_storage not in STORAGE_MODES:
         raise bad("feedback_storage", feedback_storage, ", ".join(STORAGE_MODES))
-    f = cfg.formats
-    acc = opd.operand(f.accumulator)
-    if acc.kind in ("log", "sign"):
-        raise bad("formats.accumulator", f.accumulator, "float32 or fixed:... (a log-quantized accumulator "
-                  "cannot accumulate; the cost model has no adder for it)")
-    s = Setup(cfg=cfg, layers=layers, algorithm=cfg.channel.algorithm,
+    f, m = cfg.formats, cfg.model
+    # Forward precision (model.weight_bits / act_bits, through Brevitas): the forward reads a
+    # weight_bits integer copy of float32 weights, which the updates go to; activations are
+    # act_bits integers.
+    weight_store = FLOAT32
+    weight = opd.fixed(m.weight_bits) if m.weight_bits else weight_store
+    act = opd.fixed(m.act_bits) if m.act_bits else FLOAT32
+    s = Setup(cfg=cfg, layers=layers, rule=cfg.channel.rule,
               error=opd.operand(f.error), signal=opd.operand(f.signal), feedback=opd.operand(f.feedback),
-              update=opd.operand(f.update), acc=acc, weight=opd.operand(parse_format(weight_format)),
-              act=opd.operand(parse_format(activation_format)), fb_spec=parse_feedback_spec(cfg.channel.feedback),
-              batch=cfg.train.batch_size, storage=feedback_storage, matrices={})
-    if cfg.channel.per_weight and s.algorithm in ("bp", "sbp", "top"):
-        raise CostModelError(f"channel.per_weight needs a random channel (rbp, srbp, arbp, asrbp); "
-                             f"got {s.algorithm!r}")
-    if s.fb_spec.needs_forward_sign and s.algorithm not in ("rbp", "arbp"):
-        raise CostModelError(f"channel.feedback: sign_concordant needs a layer-to-layer random channel "
-                             f"(rbp, arbp); got algorithm {s.algorithm!r}")
+              update=opd.operand(f.update), acc=opd.operand(f.accumulator), weight=weight, weight_store=weight_store,
+              act=act, fb_spec=cfg.channel.feedback, batch=cfg.train.batch_size, storage=feedback_storage,
+              matrices={})
     if feedback_matrices is not None and feedback_seed is not None:
         raise CostModelError("give either feedback_matrices or feedback_seed, not both")
+    for lk in s.links():
+        if lk.source == "random" and _dense_link(s, lk):
+            shape = _link_shape(s, lk)
+            if cfg.channel.per_weight:     # drawn as one row per sender over the receiving layer's weights
+                shape = (shape[0], layers[lk.receiver].n_weights)
+            s.fb_spec.check_shape(shape, f" (channel into weight layer {lk.receiver})")
     s.matrices = _resolve_matrices(s, feedback_matrices, feedback_seed)
     return s
 
@@ -289,7 +186,7 @@ def _dense_link(s: Setup, link: Link) -> bool:
 
 
 def _resolve_matrices(s: Setup, given, seed) -> dict:
-    random_links = [lk for lk in s.rule.links(s) if lk.source == "random"]
+    random_links = [lk for lk in s.links() if lk.source == "random"]
     if given is None and seed is None:
         return {}
     if not random_links or s.cfg.channel.per_weight:
@@ -303,10 +200,9 @@ def _resolve_matrices(s: Setup, given, seed) -> dict:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise bad("feedback_seed", seed, "an integer >= 0")
         rng = np.random.default_rng(seed)
-        skipped = s.algorithm in ("srbp", "asrbp")
         for lk in random_links:
             if _dense_link(s, lk) and s.fb_spec.kind != "lowrank":
-                out[lk.receiver] = build_feedback(s.fb_spec, _link_shape(s, lk), rng, skipped=skipped)
+                out[lk.receiver] = build_feedback(s.fb_spec, _link_shape(s, lk), rng, skipped=s.rule.skipped)
         return out
     if isinstance(given, dict):
         items = list(given.items())
@@ -345,13 +241,6 @@ def _expected_extra_adds(fan: float, p: float, receivers: float) -> float:
     return receivers * (n * p - 1.0 + (1.0 - p) ** n)
 
 
-def _sparse_p(spec: FeedbackSpec, sender: float, receiver: float) -> float:
-    """Bernoulli probability of a sparse entry, as ``lowbit_rbp.core.feedback.build_feedback`` draws it:
-    n / sender (``per=receiver``, n non-zeros per receiving neuron) or n / receiver (``per=sender``)."""
-    per = getattr(spec, "per", "receiver")
-    return min(1.0, spec.n / (sender if per == "receiver" else receiver))
-
-
 def _scale_op(scale: float) -> str | None:
     if scale == 1.0:
         return None
@@ -381,7 +270,9 @@ def map_cost(s: Setup, link: Link, sig: Operand) -> MapCost:
     if link.source == "forward":
         b_op, kind_src = s.weight, "forward"
     elif link.source == "forward_product":
-        b_op, kind_src = opd.result(s.weight, s.weight) if not s.weight.is_float else FLOAT32, "product"
+        # SBP multiplies the stored weights (the trainer's products use them, not a forward copy).
+        w = s.weight_store
+        b_op, kind_src = opd.result(w, w) if not w.is_float else FLOAT32, "product"
     else:
         b_op, kind_src = s.feedback, "random"
 
@@ -392,7 +283,7 @@ def map_cost(s: Setup, link: Link, sig: Operand) -> MapCost:
         sn = s.layers[link.sender].n_out
         nw = recv.n_weights
         if spec.kind == "sparse":
-            p = _sparse_p(spec, sn, nw)
+            p = spec.density(sn, nw)
             stage = Stage("feedback_product", sn * nw * p, _expected_extra_adds(sn, p, nw), sig, BINARY, sn)
             conns = sn * rn * (1.0 - (1.0 - p) ** recv.n_in)
             bits = sn * nw * p * _idx_bits(sn)
@@ -419,8 +310,8 @@ def map_cost(s: Setup, link: Link, sig: Operand) -> MapCost:
             binary_scale = _binary_scale(arr) if spec.kind == "sparse" else None
             drawn = "actual"
         elif kind_src == "random" and spec.kind == "sparse" and not adaptive:
-            density = _sparse_p(spec, nxt.out_ch * nxt.k * nxt.k, nxt.in_ch * nxt.k * nxt.k)
-            binary_scale = _sparse_scale(s, spec)
+            density = spec.density(nxt.out_ch * nxt.k * nxt.k, nxt.in_ch * nxt.k * nxt.k)
+            binary_scale = spec.scale(s.rule.skipped)
         products = dense_products * density
         if binary_scale is not None and not adaptive:
             p = density
@@ -471,7 +362,7 @@ def map_cost(s: Setup, link: Link, sig: Operand) -> MapCost:
                        f"feedback becomes dense after the first update; it is costed as dense")
         arr = None
     if spec.kind == "sparse" and not adaptive:
-        scale = _sparse_scale(s, spec)
+        scale = spec.scale(s.rule.skipped)
         if arr is not None:
             nnz_col = np.count_nonzero(arr, axis=0).astype(float)
             bscale = _binary_scale(arr)
@@ -487,7 +378,7 @@ def map_cost(s: Setup, link: Link, sig: Operand) -> MapCost:
                                storage_bits=bits, read_bits=bits, nnz=products, drawn=drawn)
             scale = bscale
         else:
-            p = _sparse_p(spec, sn, rn)
+            p = spec.density(sn, rn)
             products = dense_products * p
             adds = _expected_extra_adds(sn, p, rn)
             active = sn * (1.0 - (1.0 - p) ** rn)
@@ -510,13 +401,6 @@ def map_cost(s: Setup, link: Link, sig: Operand) -> MapCost:
     bits = dense_products * b_op.bits
     return MapCost("dense", sn, rn, dense_products, [st], products, active, storage_kind="dense",
                    storage_bits=bits, read_bits=bits, nnz=products, drawn=drawn)
-
-
-def _sparse_scale(s: Setup, spec: FeedbackSpec) -> float:
-    scale = spec.scale
-    if scale == "auto":
-        scale = "one" if s.algorithm in ("srbp", "asrbp") else "inv_n"
-    return 1.0 / spec.n if scale == "inv_n" and spec.n > 0 else 1.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -602,26 +486,44 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
     L, layers, batch = s.L, s.layers, float(s.batch)
     n_tiles = L + 1
     wb, ab = s.weight.bits, s.act.bits
+    sb = s.weight_store.bits
+    integer_forward = not (s.weight.is_float and s.act.is_float)
 
     # -- forward ------------------------------------------------------------------------------
     for j, layer in enumerate(layers):
         h = j + 1
+        nwb = layer.n_weights + layer.n_biases
         acc.product("forward", h, "forward_mac", s.act, s.weight, layer.fwd_macs)
         fan = layer.fwd_macs / layer.conv_out
         acc.add("forward", h, "forward_accumulate", opd.accumulator(s.act, s.weight, fan), layer.fwd_macs)
+        if integer_forward:
+            # Integer sums back to real values: one multiply by the scales per output.
+            acc.product("forward", h, "forward_rescale", FLOAT32, FLOAT32, layer.conv_out)
         if j < L - 1:
             _activation_ops(acc, s, "forward", h, layer.conv_out, derivative=False)
+            if not s.act.is_float:
+                acc.op("forward", h, "activation_quantize", "compare", FLOAT32, FLOAT32.bits, 0, layer.conv_out)
         else:   # softmax: exp, sum, normalise
             acc.op("forward", h, "softmax", "activation_fn", s.act, ab, 0, layer.n_out)
             acc.add("forward", h, "softmax", s.act, layer.n_out)
             acc.product("forward", h, "softmax", s.act, s.act, layer.n_out)
         acc.op("forward", h, "max_pool", "compare", s.act, ab, 0, layer.pool_compares)
-        wbits = (layer.n_weights + layer.n_biases) * wb
-        acc.mem("forward", h, "weights", "sram_read", wbits, wbits)
+        wbits = nwb * wb
+        acc.mem("forward", h, "weights_copy" if s.weight_copy else "weights", "sram_read", wbits, wbits)
+        if s.weight_copy:
+            # Once per minibatch the stored weights are quantized into the forward's copy (Brevitas
+            # per-tensor scale): max |W| (a compare per weight), then scale and round (a multiply
+            # and a compare per weight).
+            acc.op("forward", h, "weight_quantize", "compare", s.weight_store, sb, 0, 2 * nwb / batch)
+            acc.product("forward", h, "weight_quantize", s.weight_store, FLOAT32, nwb / batch)
+            acc.mem("forward", h, "weights", "sram_read", nwb * sb / batch, nwb * sb)
+            acc.mem("forward", h, "weights_copy", "sram_write", wbits / batch, wbits)
+            memory.append(MemoryRecord(h, "weights_copy", "dense", wbits, nwb,
+                                       f"int{wb} copy of the stored weights that the forward reads"))
         acc.mem("forward", h, "activations", "sram_read", layer.n_in * ab, layer.n_in * ab)
         acc.mem("forward", h, "activations", "sram_write", layer.n_out * ab, layer.n_out * ab)
         acc.mem("forward", h, "pool_switches", "sram_write", layer.switch_bits, layer.switch_bits)
-        memory.append(MemoryRecord(h, "weights", "dense", wbits, layer.n_weights + layer.n_biases))
+        memory.append(MemoryRecord(h, "weights", "dense", nwb * sb, nwb))
         if layer.switch_bits:
             memory.append(MemoryRecord(h, "pool_switches", "buffer", layer.switch_bits))
         links = layer.fwd_macs if fp.wire_model == "point_to_point" else layer.n_in
@@ -636,7 +538,7 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
     acc.mem("error_projection", L, "activations", "sram_read", out_n * ab, out_n * ab)
     acc.mem("error_projection", L, "signals", "sram_write", out_n * s.error.bits, out_n * s.error.bits)
     signal_ops = {top: s.error}
-    links = s.rule.links(s)
+    links = s.links()
     maps = {}
     q = 1.0 - s.dropout
     fprime_op = _fprime_operand(s)
@@ -734,7 +636,7 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
         memory.append(MemoryRecord(h, "signals", "buffer", layer.n_out * R.bits, layer.n_out, f"R^{h} ({R.label()})"))
         # per minibatch, charged / batch
         acc.product("weight_update", h, "lr_scale", s.acc, FLOAT32, nwb / batch)
-        acc.add("weight_update", h, "weight_write", s.weight, nwb / batch)
+        acc.add("weight_update", h, "weight_write", s.weight_store, nwb / batch)
         hidden = j < L - 1
         if hidden and s.cfg.channel.update == "sign":
             acc.product("weight_update", h, "sign_update", s.acc, s.acc, nwb / batch)
@@ -749,13 +651,13 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
             acc.mem("weight_update", h, "velocity", "sram_write", nwb * s.acc.bits / batch, nwb * s.acc.bits)
             memory.append(MemoryRecord(h, "velocity", "dense", nwb * s.acc.bits, nwb))
         acc.mem("weight_update", h, "gradient_accumulator", "sram_read", nwb * s.acc.bits / batch, nwb * s.acc.bits)
-        acc.mem("weight_update", h, "weights", "sram_read", nwb * wb / batch, nwb * wb)
-        acc.mem("weight_update", h, "weights", "sram_write", nwb * wb / batch, nwb * wb)
+        acc.mem("weight_update", h, "weights", "sram_read", nwb * sb / batch, nwb * sb)
+        acc.mem("weight_update", h, "weights", "sram_write", nwb * sb / batch, nwb * sb)
 
     # -- channel upkeep -----------------------------------------------------------------------
     if s.rule.adaptive:
         _adaptive_upkeep(acc, s, links, maps, signal_ops, memory)
-    if s.rule.sbp:
+    if s.rule.source == "forward_product":
         _sbp_upkeep(acc, s)
     if s.cfg.channel.resample:
         _resample_upkeep(acc, s, links, maps)
@@ -796,11 +698,11 @@ def _sbp_upkeep(acc, s):
     for k in range(L - 2, 0, -1):        # code: prod @ W[k] for k > 0
         w = layers[k]                     # W[k]: (N_{k+1}, N_k)
         mults = n_top * w.n_out * w.n_in
-        acc.product("channel_update", k, "sbp_product", s.weight, s.weight, mults / batch)
-        acc.add("channel_update", k, "sbp_product", opd.accumulator(s.weight, s.weight, w.n_out),
+        acc.product("channel_update", k, "sbp_product", s.weight_store, s.weight_store, mults / batch)
+        acc.add("channel_update", k, "sbp_product", opd.accumulator(s.weight_store, s.weight_store, w.n_out),
                 n_top * (w.n_out - 1) * w.n_in / batch)
-        acc.mem("channel_update", k, "weights", "sram_read", w.n_weights * s.weight.bits / batch,
-                (w.n_weights + w.n_biases) * s.weight.bits)
+        acc.mem("channel_update", k, "weights", "sram_read", w.n_weights * s.weight_store.bits / batch,
+                (w.n_weights + w.n_biases) * s.weight_store.bits)
         pbits = n_top * w.n_in * FLOAT32.bits
         acc.mem("channel_update", k, "feedback_matrix", "sram_write", pbits / batch, pbits)
 
@@ -847,13 +749,14 @@ class ChannelLayerCount:
 
 
 def channel_op_counts(cfg: RunConfig, *, feedback_matrices=None, feedback_seed=None, batch_size: int | None = None,
-                      network=None) -> list[ChannelLayerCount]:
+                      input_shape=None, n_classes=None) -> list[ChannelLayerCount]:
     """Per-layer multiply/add counts of the learning channel for the given (actual) feedback matrices.
 
     Pass the trainer's matrices (``channel.B``, torch or NumPy, shape (sender, receiver)) to compare
     with counts measured from the real training code.
     """
-    s = make_setup(cfg, network=network, feedback_matrices=feedback_matrices, feedback_seed=feedback_seed)
+    s = make_setup(cfg, input_shape=input_shape, n_classes=n_classes, feedback_matrices=feedback_matrices,
+                   feedback_seed=feedback_seed)
     batch = s.batch if batch_size is None else int(batch_size)
     if batch < 1:
         raise bad("batch_size", batch_size, "an integer >= 1")

@@ -1,53 +1,24 @@
-"""Generate ``reports/cost_mnist.md`` and ``reports/cost_mnist.csv``: the hardware cost of BP, RBP,
-SRBP and their variants on the paper's MNIST net (784-100-100-100-100-10), side by side.
+"""The cost of a sweep file's runs side by side (``reports/cost_mnist.md`` and ``.csv`` from
+``lowbit_rbp/sweeps/cost_mnist.toml``): BP, RBP, SRBP and their variants on the paper's MNIST net.
 
-    python -m hw_models.make_report --out reports/ [--energy-table NAME|FILE] [--feedback-seed 0]
+    lowbit-rbp cost --sweep lowbit_rbp/sweeps/cost_mnist.toml --out reports/
+
+The variants are the sweep file's runs, labelled by their ``name``; a run's ``cost`` table holds
+options of the cost model (``feedback_seed``, ``feedback_storage``).
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import shlex
-import sys
 from pathlib import Path
 
-from lowbit_rbp.core.config import load_config
-from lowbit_rbp.errors import LowbitError
+from hw_models.records import NEUROSIM_PHASE, PHASES
 
-from .counts import NEUROSIM_PHASE, PHASES
-from .floorplan import Floorplan
-from .report import anchors_markdown, cost_report, fmt, md_table
+from ..errors import bad_value
+from ..report.markdown import fmt, md_table
+from .report import anchors_markdown, cost_report
 
-BASE = ["model.dataset=mnist", "model.hidden=[100,100,100,100]", "train.epochs=100", "train.batch_size=100"]
-
-
-def _q(bits: int) -> list[str]:
-    spec = f"log:alpha=2,bits={bits}"
-    return [f"formats.error={spec}", f"formats.signal={spec}", "formats.quantize_at=after_fprime"]
-
-
-# (name, overrides, extra keyword arguments of cost_report)
-VARIANTS = [
-    ("BP", ["channel.algorithm=bp"], {}),
-    ("RBP", ["channel.algorithm=rbp"], {}),
-    ("SRBP", ["channel.algorithm=srbp"], {}),
-    ("SBP", ["channel.algorithm=sbp"], {}),
-    ("ARBP", ["channel.algorithm=arbp"], {}),
-    ("ASRBP", ["channel.algorithm=asrbp"], {}),
-    ("Top only", ["channel.algorithm=top"], {}),
-    *[(f"RBP sparse-{n}", ["channel.algorithm=rbp", f"channel.feedback=sparse:n={n}"], {"seeded": True})
-      for n in (1, 2, 8)],
-    *[(f"SRBP sparse-{n}", ["channel.algorithm=srbp", f"channel.feedback=sparse:n={n}"], {"seeded": True})
-      for n in (1, 2, 8)],
-    *[(f"SRBP sparse-{n} (per sender)", ["channel.algorithm=srbp", f"channel.feedback=sparse:n={n},per=sender"],
-       {"seeded": True}) for n in (1, 2, 8)],
-    ("SRBP sparse-1, LFSR", ["channel.algorithm=srbp", "channel.feedback=sparse:n=1"],
-     {"seeded": True, "feedback_storage": "regenerated"}),
-    *[(f"{a.upper()} error {b}-bit", [f"channel.algorithm={a}", *_q(b)], {})
-      for a in ("bp", "rbp", "srbp") for b in (5, 3, 1)],
-    ("SRBP LC dropout 50%", ["channel.algorithm=srbp", "channel.dropout=0.5"], {}),
-]
+COST_OPTIONS = ("feedback_seed", "feedback_storage")
 
 CSV_COLUMNS = [
     "variant", "algorithm", "feedback", "error_format", "signal_format", "feedback_storage", "counts",
@@ -61,17 +32,27 @@ CSV_COLUMNS = [
 ]
 
 
-def build(energy_table="horowitz45nm", feedback_seed: int = 0, floorplan: Floorplan | None = None):
-    """One cost report per variant, in the order of VARIANTS."""
+def build(sweep, **kw) -> list:
+    """One cost report per run of ``sweep`` (a ``results.sweep.Sweep``), in its order; ``kw`` go to
+    ``cost_report`` (energy table, floorplan, node)."""
     reports = []
-    for name, overrides, kw in VARIANTS:
-        kw = dict(kw)
-        seeded = kw.pop("seeded", False)
-        cfg = load_config(None, [*BASE, *overrides])
-        rep = cost_report(cfg, energy_table=energy_table, floorplan=floorplan, variant=name,
-                          feedback_seed=feedback_seed if seeded else None, **kw)
-        reports.append(rep)
+    for r in sweep.runs:
+        options = dict(r.tags.get("cost", {}))
+        for k in options:
+            if k not in COST_OPTIONS:
+                raise bad_value(f"sweep {sweep.name}: run {r.config.label()!r}: cost option", k, ", ".join(COST_OPTIONS))
+        reports.append(cost_report(r.config, variant=r.config.label(), **options, **kw))
     return reports
+
+
+def write_variants_report(sweep, out_dir: Path, command: str, **kw) -> tuple[Path, Path]:
+    """``<sweep name>.md`` and ``.csv`` in ``out_dir``."""
+    reports = build(sweep, **kw)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, csv_path = out_dir / f"{sweep.name}.md", out_dir / f"{sweep.name}.csv"
+    md.write_text(to_markdown(reports, command))
+    csv_path.write_text(to_csv(reports))
+    return md, csv_path
 
 
 def csv_row(rep) -> dict:
@@ -229,30 +210,3 @@ def to_markdown(reports, command: str) -> str:
     out += ["", "Counts and schema: `hw_models/SCHEMA.md`. Per-action rows for any single variant: "
             "`lowbit-rbp cost --set channel.algorithm=srbp --format csv`.", ""]
     return "\n".join(out)
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hw_models.make_report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="reports", help="output folder (default reports/)")
-    p.add_argument("--energy-table", default="horowitz45nm", metavar="NAME|FILE")
-    p.add_argument("--feedback-seed", type=int, default=0, help="seed the sparse feedback draws (default 0)")
-    p.add_argument("--pitch", type=float, default=1.0, help="floorplan pitch in mm (default 1)")
-    args = p.parse_args(argv)
-    argv_used = sys.argv[1:] if argv is None else list(argv)
-    command = "python -m hw_models.make_report" + ("" if not argv_used else " " + " ".join(shlex.quote(a) for a in argv_used))
-    try:
-        reports = build(args.energy_table, args.feedback_seed, Floorplan(pitch_mm=args.pitch))
-    except LowbitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cost_mnist.md").write_text(to_markdown(reports, command))
-    (out / "cost_mnist.csv").write_text(to_csv(reports))
-    print(f"wrote {out / 'cost_mnist.md'} and {out / 'cost_mnist.csv'} ({len(reports)} variants)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -38,6 +38,7 @@ reports: $(STAMP)
 	$(PY) -m lowbit_rbp.report.table1 --store reports/sweeps/mnist.db --out reports/mnist_table1.md
 	$(VENV)/bin/lowbit-rbp report --store reports/sweeps/mnist.db --out reports/sweeps
 	$(VENV)/bin/lowbit-rbp reproduce cifar10 --seeds 0,1,2 --out reports
+	$(VENV)/bin/lowbit-rbp cost --sweep lowbit_rbp/sweeps/cost_mnist.toml --out reports
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

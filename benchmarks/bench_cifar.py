@@ -22,7 +22,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from common import Tables, command_line, time_interleaved  # noqa: E402
 from lowbit_rbp.data.augment import augment_  # noqa: E402
-from lowbit_rbp.core.config import RunConfig, apply_overrides  # noqa: E402
+from lowbit_rbp.core.config import apply_overrides  # noqa: E402
+from lowbit_rbp.core.runtime import Runtime  # noqa: E402
 from lowbit_rbp.data import load_dataset  # noqa: E402
 from lowbit_rbp.results.sweep import load_sweep  # noqa: E402
 from lowbit_rbp.learning.trainer import Trainer  # noqa: E402
@@ -70,7 +71,7 @@ def main(argv=None):
     n = args.steps * BATCH
     out = Tables()
     for threads in [int(t) for t in args.threads.split(",")]:
-        torch.set_num_threads(threads)
+        Runtime(threads=threads).apply()
         contenders = {}
         for alg in ("bp", "rbp", "srbp"):
             # The CIFAR-10 protocol of the sweep file (its baseline run), this algorithm, n examples.

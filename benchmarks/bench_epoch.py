@@ -19,6 +19,7 @@ import torch
 
 from common import Tables, command_line, time_interleaved
 from lowbit_rbp.core.config import RunConfig, apply_overrides
+from lowbit_rbp.core.runtime import Runtime
 from lowbit_rbp.data import load_dataset
 from lowbit_rbp.learning.trainer import Trainer
 
@@ -88,19 +89,15 @@ def main(argv=None):
     n = data.x_train.shape[0]
     results = []
     for threads in [int(t) for t in args.threads.split(",")]:
-        torch.set_num_threads(threads)
+        Runtime(threads=threads).apply()
         peak = sgemm_peak(threads)
         contenders = {"torch autograd BP": AutogradBP(data).epoch}
         algorithm = {"torch autograd BP": "bp"}
-        # parallel=blas (the default) and, where there are 2+ threads, the split minibatch.
-        modes = ("blas", "split") if threads >= 2 else ("blas",)
-        for mode in modes:
-            for alg in ("bp", "srbp"):
-                tr = Trainer(apply_overrides(RunConfig(), [f"channel.algorithm={alg}", f"threads={threads}",
-                                                           f"parallel={mode}"]), data)
-                name = f"ours {alg.upper()}" + (" (split minibatch)" if mode == "split" else "")
-                contenders[name] = lambda tr=tr: tr.train_epoch()
-                algorithm[name] = alg
+        for alg in ("bp", "srbp"):
+            tr = Trainer(apply_overrides(RunConfig(), [f"channel.algorithm={alg}"]), data)
+            name = f"ours {alg.upper()}"
+            contenders[name] = lambda tr=tr: tr.train_epoch()
+            algorithm[name] = alg
         times = time_interleaved(contenders, args.repeats)
         base = statistics.median(times["torch autograd BP"])
         out.emit(f"\n{threads} thread(s); sgemm peak {peak / 1e9:.1f} GFLOP/s (1024^3 torch.mm); "

@@ -8,7 +8,8 @@ and phase (``counts``), priced by the hardware models (``hw_models``) into a cos
 
 Schema of the records: hw_models/SCHEMA.md.
 """
-from .counts import ChannelLayerCount, channel_op_counts, count_example, examples_per_epoch, make_setup
+from .counts import ChannelLayerCount, channel_op_counts, count_example, examples_per_epoch
+from .setup import make_setup
 from .report import cost_report, render_markdown
 
 __all__ = ["ChannelLayerCount", "channel_op_counts", "count_example", "cost_report", "examples_per_epoch",

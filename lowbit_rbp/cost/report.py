@@ -15,7 +15,8 @@ from hw_models.report import SCHEMA_VERSION, UNITS, CostReport, MemoryRow, price
 
 from ..core.config import RunConfig
 from ..report.markdown import fmt, md_table
-from .counts import Counts, count_example, examples_per_epoch, make_setup
+from .counts import Counts, count_example, examples_per_epoch
+from .setup import make_setup
 
 # ------------------------------------------------------------------------------------------------
 

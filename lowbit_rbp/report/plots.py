@@ -12,11 +12,11 @@ from pathlib import Path
 
 from dataclasses import replace
 
-from ..core.algorithms import ALGORITHMS
+from ..core.algorithms import ALGORITHMS, REPORT_ORDER
 from .tables import AXES, AXIS, COST_INFO, COST_KEYS, axis_series, cost_points, front_groups
 
-ALG_COLORS = {"bp": "#1f77b4", "rbp": "#ff7f0e", "srbp": "#2ca02c", "top": "#7f7f7f", "arbp": "#d62728",
-              "asrbp": "#9467bd", "sbp": "#8c564b"}
+# One colour per algorithm, in the reports' order of algorithms (BP, SBP, RBP, ARBP, SRBP, ASRBP, top).
+ALG_COLORS = dict(zip(REPORT_ORDER, ("#1f77b4", "#8c564b", "#ff7f0e", "#d62728", "#2ca02c", "#9467bd", "#7f7f7f")))
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)))
 MARKERS = ("o", "s", "^", "v", "P")
 PAPER_STYLE = dict(marker="D", mfc="none", ls="none", ms=7, mew=1.3)

@@ -306,7 +306,7 @@ def _related(row: str, results: list) -> str:
         return ""
     n = int(row.split("_")[1])
     found = []
-    for alg in ("rbp", "srbp"):
+    for alg in MNIST_TABLE1[row]:
         acc = [100 * r.test_acc for r in results
                if r.feedback == f"sparse:n={n},per=sender" and r.algorithm == alg
                and r.status == "finished" and r.test_acc is not None

@@ -280,3 +280,37 @@ def test_sparse_per_sender_reading():
     # n = 100 per sender sets every SRBP feedback weight of a 100-unit layer to 1: all terms, no multiply
     r = rep("channel.algorithm=srbp", "channel.feedback=sparse:n=100,per=sender", feedback_seed=0)
     assert ch(r)["gated_terms"] == EQ15 and ch(r)["feedback_mults"] == 0
+
+
+def test_forward_priced_at_its_configured_precision():
+    """model.weight_bits / act_bits (the Brevitas forward): the forward's MACs become integer MACs
+    of those widths, the forward reads an int copy of the float32 weights it updates. By hand, on a
+    4 -> 3 -> 2 net, 8-bit weights and activations, with the Horowitz 45 nm table."""
+    net = {"input_shape": (4,), "n_classes": 2}
+    base = ["model.hidden=[3]", "channel.algorithm=bp"]
+    q = cost_report(load_config(None, [*base, "model.weight_bits=8", "model.act_bits=8"]), **net)
+    f = cost_report(load_config(None, base), **net)
+    # 4*3 + 3*2 = 18 MACs: int8 x int8 multiplies at 0.2 pJ instead of fp32 multiplies at 3.7 pJ
+    macs = q.select(phase="forward", what="forward_mac")
+    assert {(x.op, x.dtype, x.bits_a, x.bits_b) for x in macs} == {("mult", "int", 8, 8)}
+    assert sum(x.count for x in macs) == 18
+    assert q.energy(phase="forward", what="forward_mac") == pytest.approx(18 * 0.2)
+    assert f.energy(phase="forward", what="forward_mac") == pytest.approx(18 * 3.7)
+    # sums in an 8 + 8 + ceil(log2 fan-in) bit adder: fan-in 4 -> 18 bits (0.03 x 18/8 = 0.0675 pJ),
+    # fan-in 3 -> 18 bits too; 18 adds in all
+    adds = q.select(phase="forward", what="forward_accumulate")
+    assert {x.bits_a for x in adds} == {18}
+    assert q.energy(phase="forward", what="forward_accumulate") == pytest.approx(18 * 0.03 * 18 / 8)
+    # one fp32 rescale per output neuron (3 + 2) and one quantizer compare per hidden activation (3)
+    assert q.count(phase="forward", what="forward_rescale") == 5
+    assert q.energy(phase="forward", what="forward_rescale") == pytest.approx(5 * 3.7)
+    assert q.count(phase="forward", what="activation_quantize") == 3
+    # weights: float32 stored and updated (15 + 8 = 23 weights and biases), an int8 copy read by the forward
+    assert q.summary["memory"]["weights_bits"] == 23 * 32
+    assert sum(m.bits for m in q.memory if m.what == "weights_copy") == 23 * 8
+    assert q.count(phase="forward", what="weights_copy", op="sram_read") == 23 * 8
+    assert q.count(phase="weight_update", what="weights", op="sram_write") == pytest.approx(23 * 32 / 100)
+    # BP's channel sends its signal through the int8 weights the forward used
+    assert {x.bits_b for x in q.select(phase="error_projection", what="feedback_product")} == {8}
+    # the float forward is unchanged by all this
+    assert f.count(phase="forward", what="forward_rescale") == 0 and not f.select(what="weights_copy")

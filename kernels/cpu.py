@@ -668,3 +668,31 @@ def tanh_fprime_mul_flat(r, o):
         lo = t * ACTIVATION_CHUNK
         hi = min(n, lo + ACTIVATION_CHUNK)
         tanh_fprime_mul_span(r[lo:hi], o[lo:hi])
+
+
+# --- stored weights -------------------------------------------------------------------------------
+
+@register_jitable
+def add_quantize_span(w, g, scale, P, key, counter):
+    """w[i] = float32(Q(w[i] + scale * g[i])) in place (``scale`` float32: an exact float64
+    product), the sum in float64, counter + i."""
+    s = np.float64(scale)
+    for i in range(w.size):
+        w[i] = np.float32(quant_value(np.float64(w[i]) + s * np.float64(g[i]), P, key, counter + np.uint64(i)))
+
+
+@njit(parallel=True, cache=True)
+def add_quantize_flat(w, g, scale, P, key, counter):
+    """``reference.add_quantize`` in place on flat float32 ``w`` (parallel over chunks)."""
+    n = w.size
+    nchunks = (n + QUANTIZE_CHUNK - 1) // QUANTIZE_CHUNK
+    for t in prange(nchunks):
+        lo = t * QUANTIZE_CHUNK
+        hi = min(n, lo + QUANTIZE_CHUNK)
+        add_quantize_span(w[lo:hi], g[lo:hi], scale, P, key, counter + np.uint64(lo))
+
+
+@njit(cache=True)
+def add_quantize_flat_serial(w, g, scale, P, key, counter):
+    """``add_quantize_flat`` on the calling thread only."""
+    add_quantize_span(w, g, scale, P, key, counter)

@@ -43,6 +43,16 @@ def _k_fixed_codes(x, P, key, counter, out):
         i += stride
 
 
+def _k_add_quantize(w, g, scale, P, key, counter):
+    # scale is float32: scale * g is exact in float64, so NVVM's contraction into an fma is harmless.
+    i = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    s = np.float64(scale)
+    while i < w.size:
+        w[i] = np.float32(quant_value(np.float64(w[i]) + s * np.float64(g[i]), P, key, counter + np.uint64(i)))
+        i += stride
+
+
 def _k_lowbit_matmul(kR, kC, scale, P, key, counter, out):
     n, b = cuda.grid(2)
     B, K = kR.shape
@@ -103,6 +113,7 @@ KERNELS = {
     "sparse_product": _k_sparse_product,
     "per_example_update": _k_per_example_update,
     "accumulate_fixed": _k_accumulate_fixed,
+    "add_quantize": _k_add_quantize,
 }
 
 _jitted: dict = {}
@@ -159,6 +170,12 @@ def per_example_update(R, O, P, PA, key, counter, counter_a, out, stream=0):
         kernel("per_example_update")[grid, block, stream](R, O, P, PA, key, counter, counter_a, out)
 
 
+def add_quantize(w, g, scale, P, key, counter, stream=0):
+    if w.size:
+        blocks, threads = _launch1(w.size)
+        kernel("add_quantize")[blocks, threads, stream](w, g, scale, P, key, counter)
+
+
 def accumulate_fixed(X, PA, key, counter, out, stream=0):
     if out.size:
         blocks, threads = _launch1(out.size)
@@ -181,6 +198,7 @@ def signatures() -> dict:
         "sparse_product": (f2, i1, i1, t.float64, f2),
         "per_example_update": (f2, f2, P, P, u, u, u, f2),
         "accumulate_fixed": (f2, P, u, u, f1),
+        "add_quantize": (f1, f1, t.float32, P, u, u),
     }
 
 

@@ -566,3 +566,34 @@ def accumulate_fixed(X, fmt, *, seed: int = 0, counter: int = 0, out=None, backe
     res = np.empty(m, np.float32)
     _cpu().accumulate_fixed(_c(Xv).reshape(n, m), _params(fmt), key, c0, res)
     return _wrap_like(res.reshape(shape), X, out)
+
+
+# --- 6: stored weights ----------------------------------------------------------------------------
+
+def add_quantize_(w, g, scale: float, fmt, *, seed: int = 0, counter: int = 0, backend: str = "numpy"):
+    """A stored weight update in place: ``w = Q(w + scale * g)`` (``reference.add_quantize``: the
+    sum exact, one rounding into ``fmt``'s grid); ``w``, ``g`` float32 of one shape; returns ``w``."""
+    if tuple(w.shape) != tuple(g.shape):
+        raise ValueError(f"add_quantize_: w has shape {tuple(w.shape)} and g {tuple(g.shape)}; they must match")
+    be = _backend(backend, w, g)
+    key, c0 = _keys(seed, counter)
+    if be == "cuda":
+        d = _Dev()
+        dw, dg = d.arr(w, "w"), d.arr(g, "g")
+        d.ck.add_quantize(dw.reshape(-1), dg.reshape(-1), np.float32(scale), _params(fmt), key, c0, d.stream)
+        if not _is_cuda(w):
+            np.copyto(_host(w, "add_quantize_ w", strict=True), d.host(dw))
+        return w
+    wv = _host(w, "add_quantize_ w", strict=True)
+    gv = _host(g, "add_quantize_ g")
+    if be == "numpy":
+        np.copyto(wv, reference.add_quantize(wv, gv, scale, fmt, seed=seed, counter=counter))
+        return w
+    flat = wv.reshape(-1) if wv.flags.c_contiguous else None
+    target = flat if flat is not None else _c(wv).reshape(-1)
+    cpu = _cpu()
+    kern = cpu.add_quantize_flat_serial if target.size < SERIAL_MAX_QUANTIZE else cpu.add_quantize_flat
+    kern(target, _c(gv).reshape(-1), np.float32(scale), _params(fmt), key, c0)
+    if flat is None:
+        np.copyto(wv, target.reshape(wv.shape))
+    return w

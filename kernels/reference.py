@@ -446,3 +446,18 @@ def tanh_fprime_mul(r, o) -> np.ndarray:
     r = np.asarray(r, dtype=np.float32)
     o = np.asarray(o, dtype=np.float32)
     return (r - (r * o) * o).astype(np.float32)
+
+
+# --- stored weights -------------------------------------------------------------------------------
+
+def add_quantize(w, g, scale: float, fmt, *, seed: int = 0, counter: int = 0) -> np.ndarray:
+    """A stored weight update: ``Q(w + scale * g)`` rounded once, by ``fmt``'s rounding and
+    overflow, into its grid (``w`` float32 on that grid, ``g`` float32, ``scale`` taken as float32,
+    as torch applies a learning rate to float32 tensors). The product of two float32 values is exact
+    in float64 and the sum is rounded once there, so a fused multiply-add (as NVVM emits) gives the
+    same bits. Element ``i`` (flat, C order) draws with counter ``counter + i``."""
+    w, g = np.asarray(w, dtype=np.float32), np.asarray(g, dtype=np.float32)
+    if w.shape != g.shape:
+        raise ValueError(f"add_quantize: w has shape {w.shape} and g {g.shape}; they must match")
+    s = w.astype(np.float64).ravel() + np.float64(np.float32(scale)) * g.astype(np.float64).ravel()
+    return _f32(_core(s, fmt, seed, counter)).reshape(w.shape)

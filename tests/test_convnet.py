@@ -170,27 +170,25 @@ def test_every_cifar_variant_takes_a_step(variant):
     assert all(changed) == cfg.channel.rule.trains_hidden
 
 
-def test_brevitas_forward_trains_a_step_with_weights_and_activations_on_the_grid():
+def test_conv_net_on_stored_fixed_point_weights_and_activations():
+    """formats.weights / activations on a conv net: weights, biases and every hidden activation stay
+    on their grids through a training step (the conv kernels included)."""
     from lowbit_rbp.learning.trainer import Trainer
     cfg = apply_overrides(RunConfig(), [*SMALL, "model.hidden=[8]", "train.batch_size=8", "channel.algorithm=srbp",
-                                        "model.weight_bits=4", "model.act_bits=3", "train.lr=0.05"])
+                                        "formats.weights='fixed:w=8,f=6,round=stochastic'",
+                                        "formats.activations='fixed:w=4,f=3'", "train.lr=0.05"])
     tr = Trainer(cfg, TinyImages())
     before = [w.clone() for w in tr.net.W]
     loss, _, diverged = tr.train_epoch()
     assert not diverged and np.isfinite(loss)
     assert all(not torch.equal(a, b) for a, b in zip(before, tr.net.W))
-    fq = tr.net.forward_quant
-    for k in range(tr.net.n_layers):
-        q = fq.weight_quant(k)
-        assert int(q.bit_width) == 4
-        codes = q.value / q.scale
-        assert torch.allclose(codes, codes.round(), atol=1e-4)
-        assert codes.abs().max() <= 7 + 1e-4                       # narrow signed 4-bit: -7..7
-        torch.testing.assert_close(q.scale, tr.net.W[k].abs().max() / 7)
-    acts = tr.net.forward(torch.from_numpy(TinyImages().images_float32("test")), tr.net.new_activations(10))
-    for a in acts[1:-1]:
-        codes = a / fq.activation_scale
-        assert torch.allclose(codes, codes.round(), atol=1e-4) and codes.min() >= -4 and codes.max() <= 3
+    for t in tr.net.W + tr.net.b:
+        codes = t * 2 ** 6
+        assert torch.equal(codes, codes.round()) and codes.min() >= -128 and codes.max() <= 127
+    acts = tr.net.forward(tr.x_test[:10], tr.net.new_activations(10))
+    for a in acts[:-1]:                                  # the input and every hidden (pooled) activation
+        codes = a * 2 ** 3
+        assert torch.equal(codes, codes.round()) and codes.min() >= -8 and codes.max() <= 7
 
 
 @pytest.mark.parametrize("overrides, fragment", [
@@ -199,7 +197,10 @@ def test_brevitas_forward_trains_a_step_with_weights_and_activations_on_the_grid
     ([*SMALL, "channel.algorithm=sbp"], "sbp"),
     ([*SMALL, "formats.update='log:alpha=0.1,bits=5'"], "formats.update"),
     ([*SMALL, "model.conv_kernel=4"], "model.conv_kernel"),
-    ([*SMALL, "model.weight_bits=1"], "model.weight_bits"),
+    ([*SMALL, "formats.weights='log:alpha=1,bits=3'"], "formats.weights"),
+    ([*SMALL, "formats.weights='fixed:w=4,f=4'"], "cannot represent the initial weights"),
+    ([*SMALL, "formats.weights='fixed:w=8,f=0'"], "rounds every initial weight of layer 0 to 0"),
+    ([*SMALL, "formats.weight_shadow=true"], "formats.weight_shadow"),
     ([*SMALL, "train.translate=0.7"], "train.translate"),
 ])
 def test_conv_bad_input_is_named(overrides, fragment):

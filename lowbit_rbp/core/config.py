@@ -29,11 +29,14 @@ DATASETS = ("mnist", "cifar10", "cifar10-subset")
 UPDATE_MODES = ("full", "sign", "magnitude")
 QUANTIZE_AT = ("before_fprime", "after_fprime")
 INITS = ("glorot_normal", "glorot_uniform")
-FORMAT_FIELDS = ("error", "signal", "feedback", "update", "accumulator")
+FORMAT_FIELDS = ("error", "signal", "feedback", "update", "accumulator", "weights", "activations")
 # Settings that moved out of the run config into the runtime: stored configs written before the
 # move still carry them (dropped when read back); in a run file they are an error that says where
 # they went.
 RUNTIME_KEYS = ("threads", "parallel", "backend")
+# Fields a stored config may carry from older versions, with the one value it can have been run
+# with (the Brevitas forward, model.weight_bits/act_bits, gave way to formats.weights/activations).
+RETIRED = {("model", "weight_bits"): 0, ("model", "act_bits"): 0}
 # Fields added after results were first stored carry ``LATER``: at their default they are left out
 # of the hash, so every stored run keeps its key.
 LATER = {"later": True}
@@ -57,10 +60,6 @@ class ModelConfig:
     conv_kernel: int = _later(5)
     pool: int = _later(3)
     pool_stride: int = _later(2)
-    # Forward precision through Brevitas quantizers (0 = float): bit width of every forward weight
-    # tensor (signed, per-tensor scale from max |W|) and of every hidden activation.
-    weight_bits: int = _later(0)
-    act_bits: int = _later(0)
 
 
 @dataclass(frozen=True)
@@ -107,6 +106,14 @@ class FormatsConfig:
     accumulator: Format = Float32()
     # Quantize the received signal J^h before multiplying by f' or the product after.
     quantize_at: str = "before_fprime"
+    # The weights (and biases) as stored: every update is added and rounded into this format (its
+    # rounding, saturation or wrap) and the forward pass reads them as stored.
+    weights: Format = _later(Float32())
+    # Keep float32 master weights that the updates go to, and let the forward read them rounded into
+    # ``weights`` (the straight-through shadow of quantization-aware training) instead.
+    weight_shadow: bool = _later(False)
+    # Every hidden activation O^h = f(S^h) as the next layer, f' and the update read it.
+    activations: Format = _later(Float32())
 
     def __post_init__(self):
         # Spec strings become format objects; their canonical spec (every option named) is what
@@ -272,8 +279,14 @@ def from_dict(data: dict) -> RunConfig:
 
 def from_stored(data: dict) -> RunConfig:
     """A config as a results store or run file recorded it (older records also carry the runtime
-    settings, which never changed a result and are dropped)."""
-    return from_dict({k: v for k, v in data.items() if k not in RUNTIME_KEYS})
+    settings, which never changed a result, and retired fields at the value they must have had)."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items() if k not in RUNTIME_KEYS}
+    for (section, key), value in RETIRED.items():
+        if section in data and key in data[section]:
+            if data[section].pop(key) != value:
+                raise ConfigError(f"stored config sets {section}.{key}, which this version no longer supports "
+                                  "(the forward precision is formats.weights / formats.activations)")
+    return from_dict(data)
 
 
 def apply_overrides(cfg: RunConfig, overrides) -> RunConfig:
@@ -346,9 +359,6 @@ def _validate(cfg: RunConfig) -> None:
         raise bad_value("model.conv_kernel", m.conv_kernel, "an odd integer >= 1 (same padding)")
     if m.pool < 1 or m.pool_stride < 1:
         raise bad_value("model.pool/pool_stride", (m.pool, m.pool_stride), "integers >= 1")
-    if m.weight_bits < 0 or m.act_bits < 0 or m.weight_bits == 1 or m.act_bits == 1:
-        raise bad_value("model.weight_bits/act_bits", (m.weight_bits, m.act_bits),
-                        "0 (float) or integers >= 2 (signed integer formats)")
     if m.activation not in ACTIVATIONS:
         raise bad_value("model.activation", m.activation, ", ".join(ACTIVATIONS))
     if m.init not in INITS:
@@ -364,9 +374,14 @@ def _validate(cfg: RunConfig) -> None:
         raise bad_value("channel.fixed_top", c.fixed_top, f"0..{n_layers - 1} (the net has {n_layers} weight layers)")
     if not (math.isfinite(c.adaptive_lr_scale) and c.adaptive_lr_scale >= 0):
         raise bad_value("channel.adaptive_lr_scale", c.adaptive_lr_scale, "a finite number >= 0")
-    if f.accumulator.kind not in ("float", "fixed"):
-        raise bad_value("formats.accumulator", f.accumulator.spec,
-                        "float32 or a fixed-point format fixed:w=W,f=F (a log format cannot accumulate)")
+    for name in ("accumulator", "weights"):
+        fmt = getattr(f, name)
+        if fmt.kind not in ("float", "fixed"):
+            raise bad_value(f"formats.{name}", fmt.spec, "float32 or a fixed-point format fixed:w=W,f=F "
+                            "(a log format cannot accumulate)")
+    if f.weight_shadow and f.weights.kind == "float":
+        raise bad_value("formats.weight_shadow", True, "false unless formats.weights is a fixed-point format "
+                        "(the shadow is the float32 copy of quantized weights)")
     if f.quantize_at not in QUANTIZE_AT:
         raise bad_value("formats.quantize_at", f.quantize_at, ", ".join(QUANTIZE_AT))
     if t.epochs < 1:

@@ -113,7 +113,6 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
     n_tiles = L + 1
     wb, ab = s.weight.bits, s.act.bits
     sb = s.weight_store.bits
-    integer_forward = not (s.weight.is_float and s.act.is_float)
 
     # -- forward ------------------------------------------------------------------------------
     for j, layer in enumerate(layers):
@@ -122,12 +121,9 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
         acc.product("forward", h, "forward_mac", s.act, s.weight, layer.fwd_macs)
         fan = layer.fwd_macs / layer.conv_out
         acc.add("forward", h, "forward_accumulate", opd.accumulator(s.act, s.weight, fan), layer.fwd_macs)
-        if integer_forward:
-            # Integer sums back to real values: one multiply by the scales per output.
-            acc.product("forward", h, "forward_rescale", FLOAT32, FLOAT32, layer.conv_out)
         if j < L - 1:
             _activation_ops(acc, s, "forward", h, layer.conv_out, derivative=False)
-            if not s.act.is_float:
+            if not s.act.is_float:   # the activation's value rounded into formats.activations
                 acc.op("forward", h, "activation_quantize", "compare", FLOAT32, FLOAT32.bits, 0, layer.conv_out)
         else:   # softmax: exp, sum, normalise
             acc.op("forward", h, "softmax", "activation_fn", s.act, ab, 0, layer.n_out)
@@ -137,11 +133,9 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
         wbits = nwb * wb
         acc.mem("forward", h, "weights_copy" if s.weight_copy else "weights", "sram_read", wbits, wbits)
         if s.weight_copy:
-            # Once per minibatch the stored weights are quantized into the forward's copy (Brevitas
-            # per-tensor scale): max |W| (a compare per weight), then scale and round (a multiply
-            # and a compare per weight).
-            acc.op("forward", h, "weight_quantize", "compare", s.weight_store, sb, 0, 2 * nwb / batch)
-            acc.product("forward", h, "weight_quantize", s.weight_store, FLOAT32, nwb / batch)
+            # Once per minibatch the float32 master weights are rounded into the forward's copy:
+            # one rounding (charged as a compare of the float32 value) per weight and bias.
+            acc.op("forward", h, "weight_quantize", "compare", s.weight_store, sb, 0, nwb / batch)
             acc.mem("forward", h, "weights", "sram_read", nwb * sb / batch, nwb * sb)
             acc.mem("forward", h, "weights_copy", "sram_write", wbits / batch, wbits)
             memory.append(MemoryRecord(h, "weights_copy", "dense", wbits, nwb,

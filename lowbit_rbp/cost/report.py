@@ -27,8 +27,8 @@ def cost_report(cfg: RunConfig, *, energy_table=DEFAULT_TABLE, floorplan: Floorp
     """What one training example, one epoch and the whole run of ``cfg`` cost, phase by phase.
 
     The net is the one ``cfg`` trains (``lowbit_rbp.nets.layout``: ``input_shape`` and
-    ``n_classes`` default to its dataset's), at its forward precision (``model.weight_bits``,
-    ``act_bits``). ``feedback_matrices``: the actual feedback matrices (dict keyed like
+    ``n_classes`` default to its dataset's), at its forward precision (``formats.weights``,
+    ``weight_shadow``, ``activations``). ``feedback_matrices``: the actual feedback matrices (dict keyed like
     ``Channel.B`` or a list, shape (sender, receiver)); ``feedback_seed``: draw them with
     ``lowbit_rbp.core.feedback.build_feedback`` from ``numpy.random.default_rng(seed)``; neither:
     expected counts. ``feedback_storage``: ``stored`` in SRAM or ``regenerated`` on chip by a seeded
@@ -95,7 +95,8 @@ def _price(c: Counts, table: EnergyTable, fp: Floorplan, activity, label: str, d
 
 ASSUMPTIONS = (
     "All arithmetic and storage on chip in SRAM; no DRAM, no leakage, no control or instruction overhead.",
-    "Forward weights and activations are float32 unless weight_format/activation_format say otherwise.",
+    "Weights are stored in formats.weights (float32 masters and a quantized copy with formats.weight_shadow) and "
+    "hidden activations in formats.activations; the network's input is read in the activation format.",
     "Every operand is read from its SRAM array once per use per example; the per-bit SRAM energy depends on the "
     "size of the array that holds it (per layer and per data structure).",
     "Per-minibatch work (weight update, adaptive channel update, SBP products, re-sampling) is charged per example "

@@ -72,7 +72,7 @@ class Setup:
 
     @property
     def weight_copy(self) -> bool:
-        """The forward reads a quantized copy of float shadow weights (Brevitas, ``model.weight_bits``)."""
+        """The forward reads a quantized copy of float32 master weights (``formats.weight_shadow``)."""
         return self.weight != self.weight_store
 
     def links(self) -> list[Link]:
@@ -101,13 +101,12 @@ def make_setup(cfg: RunConfig, *, input_shape=None, n_classes=None, feedback_mat
     layers = check_network(net_layers(cfg.model, input_shape, n_classes))
     if feedback_storage not in STORAGE_MODES:
         raise bad("feedback_storage", feedback_storage, ", ".join(STORAGE_MODES))
-    f, m = cfg.formats, cfg.model
-    # Forward precision (model.weight_bits / act_bits, through Brevitas): the forward reads a
-    # weight_bits integer copy of float32 weights, which the updates go to; activations are
-    # act_bits integers.
-    weight_store = FLOAT32
-    weight = opd.fixed(m.weight_bits) if m.weight_bits else weight_store
-    act = opd.fixed(m.act_bits) if m.act_bits else FLOAT32
+    f = cfg.formats
+    # Forward precision: the weights stored in formats.weights (with a shadow: float32 masters and a
+    # quantized copy the forward reads), the hidden activations in formats.activations.
+    weight = opd.operand(f.weights)
+    weight_store = FLOAT32 if f.weight_shadow else weight
+    act = opd.operand(f.activations)
     s = Setup(cfg=cfg, layers=layers, rule=cfg.channel.rule,
               error=opd.operand(f.error), signal=opd.operand(f.signal), feedback=opd.operand(f.feedback),
               update=opd.operand(f.update), acc=opd.operand(f.accumulator), weight=weight, weight_store=weight_store,

@@ -26,30 +26,12 @@ import torch
 
 from ..core.algorithms import check_combination
 from ..core.config import RunConfig
+from ..core.quantizer import Quantizer
 from ..core.feedback import build_feedback
 from ..nets.mlp import MLP
 
 # What the channel needs from a network (MLP or ConvNet): W, b, sizes, shapes, kinds, n_layers,
 # fprime_, route, backward_input, weight_grad, feedback_layout, as_kernel.
-
-
-class Quantizer:
-    """Applies a number format to torch tensors in place, with a counter for stochastic modes."""
-
-    def __init__(self, fmt, seed: int, backend: str = "auto"):
-        self.fmt = fmt
-        self.seed = seed
-        self.backend = backend
-        self.counter = 0
-        self.active = fmt.kind != "float"
-
-    def __call__(self, t: torch.Tensor) -> torch.Tensor:
-        if not self.active:
-            return t
-        from kernels import dispatch
-        dispatch.quantize_(t, self.fmt, seed=self.seed, counter=self.counter, backend=self.backend)
-        self.counter += t.numel()
-        return t
 
 
 class Channel:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..core.config import RunConfig
+from ..core.quantizer import Quantizer
 from ..core.runtime import Runtime
 from ..data.augment import augment_
 from ..nets import build_net
@@ -94,11 +95,16 @@ class Trainer:
         self.x_test, self.y_test = _subset(x_test, data.y_test, t.test_subset)
         self.x_train = torch.from_numpy(np.ascontiguousarray(self.x_train))
         self.x_test = torch.from_numpy(np.ascontiguousarray(self.x_test))
+        if cfg.formats.activations.kind != "float":
+            # The input is presented in the activation format, as every hidden activation is.
+            q = Quantizer(cfg.formats.activations, t.seed * 4 + 7, self.runtime.backend)
+            q(self.x_train)
+            q(self.x_test)
         self.y_train_t = torch.from_numpy(self.y_train.astype(np.int64))
         self.y_test_t = torch.from_numpy(self.y_test.astype(np.int64))
         self.n_classes = data.n_classes
         self.data_rng, init_rng, fb_rng = seed_streams(t.seed)
-        self.net = build_net(cfg, tuple(self.x_train.shape[1:]), data.n_classes, init_rng)
+        self.net = build_net(cfg, tuple(self.x_train.shape[1:]), data.n_classes, init_rng, self.runtime.backend)
         self.batch = min(t.batch_size, self.x_train.shape[0])
         self.channel = make_channel(cfg, self.net, fb_rng, self.batch, self.runtime.backend)
         self.grads = [torch.empty_like(w) for w in self.net.W]
@@ -130,7 +136,9 @@ class Trainer:
         mom = self.cfg.train.momentum
         net, ch = self.net, self.channel
         trained = [k for k in range(net.n_layers) if ch.trains(k)]
-        fused = [not mom and ch.plain_update(k) and kind == "dense" for k, kind in enumerate(net.kinds)]
+        # Stored weights in a number format are rounded by every update: never the fused float path.
+        stored_float = net.weight_q is None or net.shadow
+        fused = [not mom and stored_float and ch.plain_update(k) and kind == "dense" for k, kind in enumerate(net.kinds)]
         for start in range(0, n - self.batch + 1, self.batch):
             idx = order[start:start + self.batch]
             torch.index_select(self.x_train, 0, idx, out=self.xb)
@@ -165,13 +173,17 @@ class Trainer:
         return loss_sum / max(seen, 1), correct / max(seen, 1), diverged
 
     def _apply(self, k: int, g: torch.Tensor, gb: torch.Tensor, scale: float, mom: float) -> None:
+        """W += scale * g (with momentum: the velocity), b likewise; stored weights in a number
+        format are rounded into it by the add (``Quantizer.add_``: one rounding of the exact sum)."""
         net = self.net
         if mom:
             vw, vb = self.velocity[0][k], self.velocity[1][k]
-            vw.mul_(mom).add_(g, alpha=scale)
-            vb.mul_(mom).add_(gb, alpha=scale)
-            net.W[k].add_(vw)
-            net.b[k].add_(vb)
+            g, gb = vw.mul_(mom).add_(g, alpha=scale), vb.mul_(mom).add_(gb, alpha=scale)
+            scale = 1.0
+        q = net.weight_q
+        if q is not None and not net.shadow:
+            q.add_(net.W[k], g, scale)
+            q.add_(net.b[k], gb, scale)
         else:
             net.W[k].add_(g, alpha=scale)
             net.b[k].add_(gb, alpha=scale)

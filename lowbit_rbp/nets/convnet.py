@@ -17,10 +17,8 @@ layer k+1's shape: the forward kernel for BP, a fixed random kernel for RBP
 (``backward_input``). A skipped channel (SRBP) reaches every block through a dense map from the
 output error to all of the block's pooled units.
 
-Forward precision: with ``weight_bits``/``act_bits`` > 0 the forward pass uses Brevitas
-quantizers (``lowbit_rbp.nets.forward_quant``) on the weights and on every hidden activation; the
-channel and the update see the quantized values (straight-through), the updates go to the
-float weights.
+Forward precision: the stored weights' and hidden activations' formats (``Net.set_formats``),
+as for the MLP.
 """
 from __future__ import annotations
 
@@ -38,7 +36,7 @@ class ConvNet(Net):
     eval_batch = 500    # a 32x32x64 pre-pool map is 256 KiB per example
 
     def __init__(self, layers, activation: str = "tanh", init: str = "glorot_normal",
-                 rng: np.random.Generator | None = None, *, forward_quant=None):
+                 rng: np.random.Generator | None = None):
         """``layers``: conv blocks then dense layers (``lowbit_rbp.nets.layout.net_layers``), whose
         shapes this net takes as given."""
         if activation not in ACTIVATIONS:
@@ -68,8 +66,7 @@ class ConvNet(Net):
             self.kinds.append(layer.kind)
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         self.b = [torch.zeros(w.shape[0]) for w in self.W]
-        self.forward_quant = forward_quant
-        self.W_fwd = list(self.W)      # the weights as the last forward used them (quantized or W)
+        self.W_fwd = list(self.W)      # the weights as the last forward used them (W, or a quantized copy)
         self._pre: dict[int, torch.Tensor] = {}     # post-activation, pre-pool maps of the last forward
         self._idx: dict[int, torch.Tensor] = {}     # their max-pool winner indices
 
@@ -79,11 +76,10 @@ class ConvNet(Net):
     def forward(self, x: torch.Tensor, acts: list[torch.Tensor]) -> list[torch.Tensor]:
         acts[0] = x
         last = self.n_layers - 1
-        fq = self.forward_quant
         for k in range(self.n_layers):
-            w = self.W_fwd[k] = fq.weight(k, self.W[k]) if fq is not None else self.W[k]
+            w, b = self.forward_params(k)
             if self.kinds[k] == "conv":
-                s = F.conv2d(acts[k], w, self.b[k], padding=self.pad)
+                s = F.conv2d(acts[k], w, b, padding=self.pad)
                 self._activate_hidden_(k, s)
                 self._pre[k] = s
                 acts[k + 1], self._idx[k] = F.max_pool2d(s, self.pool, self.pool_stride, self.pool_pad,
@@ -92,7 +88,7 @@ class ConvNet(Net):
                 out = acts[k + 1]
                 if out.shape[0] != acts[k].shape[0]:
                     out = acts[k + 1] = torch.empty(acts[k].shape[0], *self.shapes[k + 1])
-                torch.addmm(self.b[k], acts[k].reshape(acts[k].shape[0], -1), w.T, out=out)
+                torch.addmm(b, acts[k].reshape(acts[k].shape[0], -1), w.T, out=out)
                 if k < last:
                     self._activate_hidden_(k, out)
         softmax_(acts[-1])

@@ -29,9 +29,41 @@ def glorot(shape_out_in: tuple[int, int], init: str, rng: np.random.Generator) -
 
 
 class Net:
-    """What every forward net shares: f' from the outputs, evaluation in chunks, checkpoint state."""
+    """What every forward net shares: f' from the outputs, evaluation in chunks, checkpoint state,
+    and the forward precision (``set_formats``): weights stored in a number format (or a float32
+    shadow of them, read quantized), hidden activations quantized."""
 
     eval_batch = 2000   # examples per evaluation chunk
+    weight_q = None     # a Quantizer of the stored weights (formats.weights), or None for float32
+    act_q = None        # a Quantizer of the hidden activations (formats.activations), or None
+    shadow = False      # the forward reads a quantized copy of float32 master weights
+
+    def set_formats(self, weight_q=None, act_q=None, shadow: bool = False) -> None:
+        """Put the net on its forward formats. Without a shadow the weights and biases are rounded
+        into ``weight_q``'s format now (and by every update); a format that cannot hold the
+        initial weights (every weight saturates or rounds to 0 in some layer) is refused."""
+        self.act_q = act_q
+        self.weight_q, self.shadow = weight_q, shadow
+        if weight_q is None:
+            return
+        for k, w in enumerate(self.W):
+            _check_representable(weight_q.fmt, k, w)
+        if shadow:
+            self.W_fwd = [torch.empty_like(w) for w in self.W]
+            self.b_fwd = [torch.empty_like(b) for b in self.b]
+        else:
+            for t in self.W + self.b:
+                weight_q(t)
+
+    def forward_params(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer k's weights and bias as this forward pass reads them (a fresh quantized copy of
+        the master weights with a shadow), recorded in ``W_fwd`` for BP's channel."""
+        if not self.shadow:
+            return self.W[k], self.b[k]
+        w, b = self.W_fwd[k].copy_(self.W[k]), self.b_fwd[k].copy_(self.b[k])
+        self.weight_q(w)
+        self.weight_q(b)
+        return w, b
 
     @property
     def n_layers(self) -> int:
@@ -51,8 +83,8 @@ class Net:
     def _activate_hidden_(self, k: int, s: torch.Tensor) -> None:
         """Hidden layer k's activation in place, then its forward quantizer (Brevitas) if any."""
         _activate_(s, self.activation)
-        if self.forward_quant is not None:
-            self.forward_quant.activation_(k, s)
+        if self.act_q is not None:
+            self.act_q(s)
 
     def fprime_(self, o: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Write f'(S) into ``out``, computed from the layer's output ``o``."""
@@ -63,18 +95,22 @@ class Net:
         return mul_fprime_from_output_(self.activation, r, o, scratch)
 
     def state(self) -> dict:
-        return {"W": [w.clone() for w in self.W], "b": [b.clone() for b in self.b]}
+        return {"W": [w.clone() for w in self.W], "b": [b.clone() for b in self.b],
+                "counters": [q.counter if q is not None else 0 for q in (self.weight_q, self.act_q)]}
 
     def load_state(self, state: dict) -> None:
         for dst, src in zip(self.W + self.b, state["W"] + state["b"]):
             dst.copy_(src)
+        for q, c in zip((self.weight_q, self.act_q), state.get("counters", (0, 0))):
+            if q is not None:
+                q.counter = c
 
 
 class MLP(Net):
     """Fully connected net, hidden activation ``activation``, softmax output."""
 
     def __init__(self, sizes, activation: str = "tanh", init: str = "glorot_normal",
-                 rng: np.random.Generator | None = None, *, forward_quant=None):
+                 rng: np.random.Generator | None = None):
         sizes = [int(n) for n in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise bad_value("layer sizes", sizes, "at least two sizes, each >= 1")
@@ -87,9 +123,8 @@ class MLP(Net):
                   for k in range(len(sizes) - 1)]
         self.b = [torch.zeros(n) for n in sizes[1:]]
         self.shapes = [(n,) for n in sizes]
-        # Weights as the forward pass used them: W itself, or their quantized values when a
-        # ``forward_quant`` (lowbit_rbp.nets.forward_quant) is set; BP sends its signal through these.
-        self.forward_quant = forward_quant
+        # Weights as the forward pass used them: W itself, or their quantized copy with a shadow
+        # (``set_formats``); BP sends its signal through these.
         self.W_fwd = list(self.W)
         # Transposed views made once (a view costs a few microseconds of dispatch per minibatch);
         # they stay valid because W is only ever updated in place.
@@ -102,15 +137,14 @@ class MLP(Net):
         """Fill ``acts`` (from ``new_activations``) for input ``x``; returns it."""
         acts[0] = x
         last = self.n_layers - 1
-        fq = self.forward_quant
         for k in range(self.n_layers):
             out = acts[k + 1]
-            if fq is not None:
-                self.W_fwd[k] = fq.weight(k, self.W[k])
-                w_t = self.W_fwd[k].T
+            if self.shadow:
+                w, b = self.forward_params(k)
+                w_t = w.T
             else:
-                w_t = self._W_T[k]
-            torch.addmm(self.b[k], acts[k], w_t, out=out)
+                w_t, b = self._W_T[k], self.b[k]
+            torch.addmm(b, acts[k], w_t, out=out)
             if k < last:
                 self._activate_hidden_(k, out)
         softmax_(acts[-1])
@@ -141,6 +175,20 @@ class MLP(Net):
 
     def as_kernel(self, k: int, m: torch.Tensor) -> torch.Tensor:
         return m
+
+
+def _check_representable(fmt, k: int, w: torch.Tensor) -> None:
+    """Refuse a stored-weight format in which layer k's initial weights saturate or all vanish."""
+    from ..errors import ConfigError
+    top = float(w.abs().max()) if w.numel() else 0.0
+    largest = max(abs(fmt.int_min), fmt.int_max) * fmt.scale
+    if top > largest:
+        raise ConfigError(f"formats.weights {fmt.spec!r} cannot represent the initial weights of layer {k}: "
+                          f"|W| reaches {top:.4g}, the format's largest magnitude is {largest:.4g}; allowed: a "
+                          "format with more integer bits (a larger w - f)")
+    if top < fmt.scale / 2:
+        raise ConfigError(f"formats.weights {fmt.spec!r} rounds every initial weight of layer {k} to 0: |W| is at "
+                          f"most {top:.4g}, below half its step {fmt.scale:.4g}; allowed: more fraction bits (f)")
 
 
 def fprime_from_output_(activation: str, o: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -283,12 +283,13 @@ def test_sparse_per_sender_reading():
 
 
 def test_forward_priced_at_its_configured_precision():
-    """model.weight_bits / act_bits (the Brevitas forward): the forward's MACs become integer MACs
-    of those widths, the forward reads an int copy of the float32 weights it updates. By hand, on a
-    4 -> 3 -> 2 net, 8-bit weights and activations, with the Horowitz 45 nm table."""
+    """formats.weights / activations: the forward's MACs become integer MACs of those widths, weights
+    are held and updated at their width (or as float32 masters with a copy: weight_shadow). By hand,
+    on a 4 -> 3 -> 2 net, 8-bit weights and activations, the Horowitz 45 nm table."""
     net = {"input_shape": (4,), "n_classes": 2}
     base = ["model.hidden=[3]", "channel.algorithm=bp"]
-    q = cost_report(load_config(None, [*base, "model.weight_bits=8", "model.act_bits=8"]), **net)
+    q8 = ["formats.weights=fixed:w=8,f=6", "formats.activations=fixed:w=8,f=7"]
+    q = cost_report(load_config(None, [*base, *q8]), **net)
     f = cost_report(load_config(None, base), **net)
     # 4*3 + 3*2 = 18 MACs: int8 x int8 multiplies at 0.2 pJ instead of fp32 multiplies at 3.7 pJ
     macs = q.select(phase="forward", what="forward_mac")
@@ -301,16 +302,23 @@ def test_forward_priced_at_its_configured_precision():
     adds = q.select(phase="forward", what="forward_accumulate")
     assert {x.bits_a for x in adds} == {18}
     assert q.energy(phase="forward", what="forward_accumulate") == pytest.approx(18 * 0.03 * 18 / 8)
-    # one fp32 rescale per output neuron (3 + 2) and one quantizer compare per hidden activation (3)
-    assert q.count(phase="forward", what="forward_rescale") == 5
-    assert q.energy(phase="forward", what="forward_rescale") == pytest.approx(5 * 3.7)
+    # one quantizer compare per hidden activation (3, of the float32 value before rounding)
     assert q.count(phase="forward", what="activation_quantize") == 3
-    # weights: float32 stored and updated (15 + 8 = 23 weights and biases), an int8 copy read by the forward
-    assert q.summary["memory"]["weights_bits"] == 23 * 32
-    assert sum(m.bits for m in q.memory if m.what == "weights_copy") == 23 * 8
-    assert q.count(phase="forward", what="weights_copy", op="sram_read") == 23 * 8
-    assert q.count(phase="weight_update", what="weights", op="sram_write") == pytest.approx(23 * 32 / 100)
-    # BP's channel sends its signal through the int8 weights the forward used
+    assert q.energy(phase="forward", what="activation_quantize") == pytest.approx(3 * 0.1)
+    # weights held and written at 8 bits: 15 + 8 = 23 weights and biases
+    assert q.summary["memory"]["weights_bits"] == 23 * 8
+    assert q.count(phase="forward", what="weights", op="sram_read") == 23 * 8
+    assert q.count(phase="weight_update", what="weights", op="sram_write") == pytest.approx(23 * 8 / 100)
+    assert {(x.dtype, x.bits_a) for x in q.select(phase="weight_update", what="weight_write")} == {("int", 8)}
+    # BP's channel sends its signal through the 8-bit weights the forward used
     assert {x.bits_b for x in q.select(phase="error_projection", what="feedback_product")} == {8}
-    # the float forward is unchanged by all this
-    assert f.count(phase="forward", what="forward_rescale") == 0 and not f.select(what="weights_copy")
+    # with a shadow: float32 masters (stored, updated), an int8 copy read by the forward, made once a minibatch
+    sh = cost_report(load_config(None, [*base, *q8, "formats.weight_shadow=true"]), **net)
+    assert sh.summary["memory"]["weights_bits"] == 23 * 32
+    assert sum(m.bits for m in sh.memory if m.what == "weights_copy") == 23 * 8
+    assert sh.count(phase="forward", what="weights_copy", op="sram_read") == 23 * 8
+    assert sh.count(phase="forward", what="weight_quantize") == pytest.approx(23 / 100)
+    assert sh.count(phase="weight_update", what="weights", op="sram_write") == pytest.approx(23 * 32 / 100)
+    assert sh.energy(phase="forward", what="forward_mac") == q.energy(phase="forward", what="forward_mac")
+    # the float forward has none of this
+    assert not f.select(what="weights_copy") and not f.select(what="activation_quantize")

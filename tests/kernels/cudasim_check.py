@@ -16,7 +16,8 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 import numpy as np  # noqa: E402
 
-from kcases import ACCUMULATORS, FORMATS, UPDATE_FORMATS, awkward_values, describe_diff, same_bits  # noqa: E402
+from kcases import (ACCUMULATORS, FIXED_FORMATS, FORMATS, UPDATE_FORMATS, awkward_values, describe_diff,  # noqa: E402
+                    same_bits)
 
 
 def main() -> int:
@@ -79,6 +80,15 @@ def main() -> int:
     for A in [FixedPoint(6, 3), FixedPoint(6, 3, rounding="stochastic", overflow="wrap"), FixedPoint(4, 2)]:
         check(f"accumulate_fixed {A.spec}", dispatch.accumulate_fixed(X, A, seed=1, counter=5, backend="cuda"),
               reference.accumulate_fixed(X, A, seed=1, counter=5))
+
+    # stored weights: w on the grid, an update that saturates some entries
+    for fmt in FIXED_FORMATS:
+        w = reference.quantize(rng.normal(0, 0.5, 9).astype(np.float32), fmt)
+        g = awkward_values(9, rng, scale=2.0)
+        want = reference.add_quantize(w, g, 0.37, fmt, seed=5, counter=2 ** 64 - 3)
+        got = w.copy()
+        dispatch.add_quantize_(got, g, 0.37, fmt, seed=5, counter=2 ** 64 - 3, backend="cuda")
+        check(f"add_quantize_ {fmt.spec}", got, want)
 
     if failures:
         print("\n".join(failures))

@@ -31,11 +31,9 @@ from .errors import CostModelError, bad
 from .floorplan import Floorplan, WireGroup
 from .layers import (Conv2d, Dense, NETWORKS, TRAIN_EXAMPLES, check_network, layer_name, network_from_config)
 from .operands import BINARY, FLOAT32, Operand
+# re-exported: the records and phase names live in records.py (no dependency on the training code)
+from .records import ARITH_OPS, NEUROSIM_PHASE, PHASES, Action, Link, MemoryRecord  # noqa: F401
 
-PHASES = ("forward", "error_projection", "weight_gradient", "weight_update", "channel_update")
-NEUROSIM_PHASE = {"forward": "FW", "error_projection": "AG", "weight_gradient": "WG", "weight_update": "WU",
-                  "channel_update": "-"}
-ARITH_OPS = ("mult", "add", "sign_flip", "shift", "compare", "activation_fn")
 STORAGE_MODES = ("stored", "regenerated")
 DROPOUT_RNG_BITS = 8     # random bits per dropout decision (compared against an 8-bit threshold)
 LFSR_STATE_BITS = 64     # seed/state kept per regenerated matrix
@@ -44,44 +42,6 @@ FLOAT_RNG_BITS = 32      # random bits to draw one float feedback entry when re-
 
 # ------------------------------------------------------------------------------------------------
 # records
-
-@dataclass(frozen=True)
-class Action:
-    """``count`` units of one action (an Accelergy-style action count). Units: ``op`` for
-    arithmetic, ``bit`` for SRAM reads/writes and random bits, ``bit_mm`` for wires."""
-
-    phase: str
-    layer: int
-    what: str
-    op: str
-    dtype: str
-    bits_a: int
-    bits_b: int
-    count: float
-    unit: str = "op"
-    capacity_bytes: float = 0.0
-
-
-@dataclass(frozen=True)
-class MemoryRecord:
-    """Storage of one data structure (bits held, not accesses)."""
-
-    layer: int
-    what: str      # weights | feedback | activations | signals | gradient_accumulator | pool_switches | ...
-    kind: str      # dense | sparse_index | lowrank | regenerated | shared_forward | product | buffer
-    bits: float
-    nnz: float = 0.0
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Link:
-    """The learning channel into weight layer ``receiver`` (0-based) from layer ``sender``'s signal."""
-
-    receiver: int
-    sender: int
-    source: str    # forward (BP: W^{h+1}) | random (C^h) | forward_product (SBP)
-
 
 @dataclass
 class Stage:

@@ -21,7 +21,7 @@ from .errors import CostModelError
 
 ARCH_DIR = Path(__file__).parent / "arch"
 DEFAULT_ARCH = "default45nm"
-DATAFLOWS = ("per_example", "minibatch_tiled")
+DATAFLOWS = ("per_example", "minibatch_tiled", "online")
 PIPELINES = ("none", "examples")
 
 # Units each kind of quantity accepts, as factors to the canonical unit (first comment).

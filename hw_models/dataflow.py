@@ -22,6 +22,10 @@ output (conv: ``in_ch x k x k``) plus a bias column, P PEs and k registers per P
   per-example buffer's price, an underestimate of a few pJ per example), and the accumulator registers
   are added to the storage (``accumulator_registers``);
 - the weight gradient becomes per-minibatch work in the schedule (``per_minibatch_phases``).
+
+``online`` (batch 1, as on-chip online learners such as SPOON or Park et al.'s processor do): each
+example's update is added straight into the weights, so the gradient accumulator's storage and its SRAM
+reads and writes disappear (the weight update's weight read and write remain). Requires batch 1.
 """
 from __future__ import annotations
 
@@ -77,6 +81,14 @@ def apply_dataflow(actions, memory, layers, batch: int, arch: Architecture, data
                                "SRAM gradient accumulator"])
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ArchitectureError(f"batch size: got {batch!r}; allowed: an integer >= 1")
+    if dataflow == "online":
+        if batch != 1:
+            raise ArchitectureError(f"dataflow 'online' adds every example's update into the weights: it needs "
+                                    f"batch size 1, got {batch}")
+        return DataflowResult(dataflow, [a for a in actions if a.what != "gradient_accumulator"],
+                              [m for m in memory if m.what != "gradient_accumulator"],
+                              ["online learning (batch 1): each update is added into the weights directly; no "
+                               "gradient accumulator"])
     L = len(layers)
     trained = sorted({a.layer for a in actions if a.phase == "weight_gradient"})
     reuse = {h: reuse_factors(layers[h - 1], arch.pes(h - 1, L), arch.accumulators_per_pe) for h in trained}

@@ -227,10 +227,15 @@ def why_off(chip: Chip, budgets: dict) -> dict:
                           f"whereas SPOON is event-driven (work scales with input spikes, not with MACs), and its "
                           f"16.8% is measured power, which also includes the fixed clock and control power both modes "
                           f"share; both push the published overhead below the modelled one.")
-        notes["area"] = ("the modelled chips hold only the network's state and PEs; SPOON's 0.32 mm2 also holds "
-                         "neuron state, event routing, control and I/O common to both modes, which dilute its learning "
-                         "overhead, and its learning logic is a DRTP sign unit rather than our full-width update "
-                         "multipliers and kept-activation buffers.")
+        inf, tr = budgets["inference"].area.by_component_mm2(), budgets["training"].area.by_component_mm2()
+        grown = sorted(((k, tr.get(k, 0.0) - inf.get(k, 0.0)) for k in set(tr) | set(inf)), key=lambda kv: -kv[1])
+        added = ", ".join(f"{k} {1e3 * d:.3g}" for k, d in grown if d > 0)
+        notes["area"] = (f"learning adds {added} (10^-3 mm2) to a modelled inference chip of "
+                         f"{budgets['inference'].area.total_mm2:.3g} mm2: only the storage the update needs and the "
+                         f"PEs widened to the update's operands. SPOON's learning area (11.8% of 0.32 mm2) also holds "
+                         f"its DRTP control and target logic, and its inference area holds neuron state, event "
+                         f"routing, control and I/O the model does not have; the modelled overhead moves with the "
+                         f"assumed topology (compare the two SPOON rows).")
     if chip.key == "park":
         notes["energy"] = ("the 7.5% comes from a spiking design where feedback is spike-only and updates are sparse "
                            "(few neurons spike, few weights change per image); the model updates every weight of every "

@@ -72,7 +72,7 @@ MNIST_ALGORITHMS = (("BP", ("channel.algorithm=bp",), None), ("RBP", ("channel.a
                     ("SRBP sparse-1", ("channel.algorithm=srbp", "channel.feedback=sparse:n=1"), 0))
 
 
-def mnist_budgets(dataflow: str, arch=DEFAULT_ARCH, arch_overrides=None) -> list[tuple[str, object]]:
+def mnist_budgets(dataflow: str, arch=DEFAULT_ARCH, arch_overrides=None, floorplan=None) -> list[tuple[str, object]]:
     """(label, budget) for BP, RBP, SRBP and sparse-1 SRBP, float and 8-bit, on the paper's MNIST net."""
     out = []
     for precision, extra, fwd in (("float", (), {}), ("8-bit", EIGHT_BIT, EIGHT_BIT_FORWARD)):
@@ -80,7 +80,7 @@ def mnist_budgets(dataflow: str, arch=DEFAULT_ARCH, arch_overrides=None) -> list
             cfg = load_config(None, [*MNIST_BASE, *overrides, *extra])
             label = f"{name}, {precision}"
             out.append((label, budget_for_config(cfg, arch=arch, arch_overrides=arch_overrides, dataflow=dataflow,
-                                                 feedback_seed=seed, variant=label, **fwd)))
+                                                 feedback_seed=seed, floorplan=floorplan, variant=label, **fwd)))
     return out
 
 
@@ -102,6 +102,7 @@ def mnist_report(arch=DEFAULT_ARCH) -> str:
     per_example = mnist_budgets("per_example", arch)
     tiled = mnist_budgets("minibatch_tiled", arch)
     pipelined = mnist_budgets("per_example", arch, {"schedule.pipeline": "examples", "schedule.overlap_update": True})
+    bus = mnist_budgets("per_example", arch, floorplan=Floorplan(wire_model="broadcast"))
     depth = depth_sweep(arch=arch)
     a = per_example[0][1]
     arch_meta = a.meta["architecture"]
@@ -135,6 +136,12 @@ def mnist_report(arch=DEFAULT_ARCH) -> str:
         "pipeline); each tile's activations and signals are held for every example in flight; a tile's weight update "
         "overlaps the next minibatch's forward in the tiles below.", "",
         comparison_table(pipelined), "",
+        "## Area with bus wires", "",
+        "The tables above count one wire per forward synapse and per backward connection (the cost model's "
+        "point-to-point floorplan, as reports/cost_mnist.md: the paper's wire argument), so wires dominate the area. "
+        "With one bus wire per sending neuron and receiving tile (`wire_model = broadcast`), per-example "
+        "accumulation:", "",
+        comparison_table(bus), "",
         "## SRBP's latency advantage against depth", "",
         "Hidden layers of 100 neurons between the 784 inputs and 10 outputs; float32, per-example accumulation, no "
         "pipeline. BP's and RBP's learning channel runs down the layers one after another (a layer's channel starts "

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 from .architecture import Architecture
 from .area import AreaReport, area_report, hold_in_flight
+from .budget_report import budget_markdown
 from .dataflow import apply_dataflow
 from .latency import LatencyReport, arithmetic_ops, schedule
 from .offchip import Placement, place_state, split_offchip
@@ -118,7 +119,6 @@ class HardwareBudget:
         return buf.getvalue()
 
     def to_markdown(self) -> str:
-        from .budget_report import budget_markdown
         return budget_markdown(self)
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 
 from .architecture import DATAFLOWS, Architecture, ArchitectureError
 from .layers import Conv2d
-from .records import Action, MemoryRecord
+from .records import MemoryRecord
 
 
 @dataclass

@@ -4,7 +4,7 @@ import pytest
 from hw_models.latency import schedule, step_time
 from hw_models.records import Action
 
-from hw_toy import BATCH, LAYERS, LINKS, toy_actions, toy_arch
+from hw_toy import BATCH, LINKS, toy_actions, toy_arch
 
 
 def steps(rep):

@@ -1,15 +1,8 @@
-"""What the hardware models price: counted actions and stored data of one training example.
+"""Plain records shared by the cost model and the hardware library (no dependency on the training code).
 
-The counts themselves come from whoever knows the workload (``lowbit_rbp.cost.counts`` counts
-the learning channel of a run config); the hardware models only read these records.
-
-Phases (named to line up with DNN+NeuroSim's FW / AG / WG / WU and with Accelergy's action counts):
-    forward           FW  forward pass (MACs, activations, max-pool, softmax)
-    error_projection  AG  the learning channel: output error, feedback products, f', quantizers, dropout
-    weight_gradient   WG  per-example update R^h (O^{h-1})^T, its quantizer, minibatch accumulation
-    weight_update     WU  applying the accumulated update once per minibatch (counts / batch size)
-    channel_update    --  learning or recomputing the channel itself: ARBP/ASRBP dC, SBP products,
-                          feedback re-sampling (per-minibatch parts / batch size)
+``Action``: an Accelergy-style action count (what, how many, of which width); ``MemoryRecord``: bits a
+data structure holds; ``Link``: which layer's learning signal feeds which layer's channel. The hardware
+models (latency, area, dataflow, exports) take lists of these and nothing from ``lowbit_rbp``.
 """
 from __future__ import annotations
 
@@ -48,3 +41,19 @@ class MemoryRecord:
     bits: float
     nnz: float = 0.0
     note: str = ""
+
+
+@dataclass(frozen=True)
+class Link:
+    """The learning channel into weight layer ``receiver`` (0-based) from layer ``sender``'s signal."""
+
+    receiver: int
+    sender: int
+    source: str    # forward (BP: W^{h+1}) | random (C^h) | forward_product (SBP)
+
+
+def wire_actions(wires) -> list[Action]:
+    """The floorplan's wire groups as actions (one per group, ``bit_mm`` moved per example), charged to
+    the receiving tile, as ``report.py`` prices them."""
+    return [Action(g.phase, g.receiver, f"wires_from_tile_{g.sender}", "wire", "wire", int(g.bits), 0,
+                   float(g.bit_mm), "bit_mm") for g in wires if g.bit_mm > 0]

@@ -72,11 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .data.cli import register as register_data
     from .theory.cli import register as register_theory
-    from .cost.cli import register as register_cost
+    from .cost.cli import register as register_cost, register_budget
     from .results.cli import register as register_sweep
     register_data(sub)
     register_sweep(sub)
     register_cost(sub)
+    register_budget(sub)
     register_theory(sub)
     return parser
 

@@ -18,18 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hw_models.records import Link   # (receiver, sender, source): what the hardware schedule reads too
+
 from ..errors import ConfigError, bad_value
 
 SOURCES = ("forward", "random", "forward_product")
-
-
-@dataclass(frozen=True)
-class Link:
-    """The learning channel into hidden weight layer ``receiver`` from layer ``sender``'s signal."""
-
-    receiver: int
-    sender: int
-    source: str
 
 
 @dataclass(frozen=True)

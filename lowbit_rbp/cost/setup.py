@@ -92,13 +92,17 @@ def _as_array(m) -> np.ndarray:
 
 
 def make_setup(cfg: RunConfig, *, input_shape=None, n_classes=None, feedback_matrices=None, feedback_seed=None,
-               feedback_storage: str = "stored") -> Setup:
+               feedback_storage: str = "stored", workload=None) -> Setup:
     """What ``count_example`` counts for ``cfg``: its net (``net_layers``; ``input_shape`` and
-    ``n_classes`` default to the dataset's, as for the trainer), algorithm and formats."""
+    ``n_classes`` default to the dataset's, as for the trainer), algorithm and formats.
+
+    ``workload``: instead of that net, the ``Dense``/``Conv2d`` layers of a network this project
+    does not train (a published chip's, ``hw_models.validation``); the config still gives the
+    algorithm, formats and options, but nothing checks the layers against a trainer."""
     if not isinstance(cfg, RunConfig):
         raise bad("cost model config", type(cfg).__name__, "a lowbit_rbp.core.config.RunConfig")
     cfg.validate()
-    layers = check_network(net_layers(cfg.model, input_shape, n_classes))
+    layers = check_network(workload if workload is not None else net_layers(cfg.model, input_shape, n_classes))
     if feedback_storage not in STORAGE_MODES:
         raise bad("feedback_storage", feedback_storage, ", ".join(STORAGE_MODES))
     f = cfg.formats

@@ -13,7 +13,7 @@ from pathlib import Path
 from dataclasses import replace
 
 from ..core.algorithms import ALGORITHMS, REPORT_ORDER
-from .tables import AXES, AXIS, COST_INFO, COST_KEYS, axis_series, cost_points, front_groups
+from .tables import AXES, AXIS, COST_INFO, COST_KEYS, MAXIMIZED, axis_series, cost_points, front_groups
 
 # One colour per algorithm, in the reports' order of algorithms (BP, SBP, RBP, ARBP, SRBP, ASRBP, top).
 ALG_COLORS = dict(zip(REPORT_ORDER, ("#1f77b4", "#8c564b", "#ff7f0e", "#d62728", "#2ca02c", "#9467bd", "#7f7f7f")))
@@ -23,11 +23,14 @@ PAPER_STYLE = dict(marker="D", mfc="none", ls="none", ms=7, mew=1.3)
 DPI = 110
 # Cost axes: divide by ``scale`` and name the unit.
 COST_UNITS = {"energy_pj": (1e6, "µJ"), "lc_energy_pj": (1e3, "nJ"), "lc_ops": (1, "count"),
-              "wires": (1, "count"), "bits_moved": (1, "bits"), "feedback_memory_bits": (1, "bits")}
+              "wires": (1, "count"), "bits_moved": (1, "bits"), "feedback_memory_bits": (1, "bits"),
+              "budget_energy_pj": (1e6, "µJ"), "area_mm2": (1, "mm²"), "latency_s": (1e-6, "µs")}
 COST_TITLES = {"energy_pj": "energy per example", "lc_energy_pj": "learning-channel energy per example",
                "lc_ops": "learning-channel operations per example", "wires": "learning-channel wires",
                "bits_moved": "learning-channel bits moved per example",
-               "feedback_memory_bits": "feedback-weight memory"}
+               "feedback_memory_bits": "feedback-weight memory",
+               "budget_energy_pj": "energy per example with leakage", "area_mm2": "chip area",
+               "latency_s": "time per training example"}
 FAMILIES = (("baseline", "baseline: float32, dense Glorot-normal feedback"), ("no_fprime", "no f'"),
             ("adaptive", "adaptive learning channel"), ("sparse", "sparse feedback"),
             ("qerror", "quantized error and signals"), ("qupdate", "quantized updates"),
@@ -507,7 +510,7 @@ def write_plots(groups, out_dir) -> list[str]:
             names.append(name)
     if plot_curves(groups, out_dir / "curves.png"):
         names.append("curves.png")
-    for key in COST_KEYS:
+    for key in (k for k in COST_KEYS if k not in MAXIMIZED):
         name = f"acc_vs_cost_{key}.png"
         if plot_cost(groups, key, out_dir / name):
             names.append(name)

@@ -6,18 +6,22 @@ from pathlib import Path
 
 from ..results.store import Store
 from .plots import write_plots
-from .tables import (AXES, COST_KEYS, SECTION_COLUMNS, store_name, axis_groups, budget, budget_markdown,
-                     default_cost, group, load_results, markdown_table, pareto_markdown)
+from .tables import (AXES, COST_KEYS, MAXIMIZED, SECTION_COLUMNS, store_name, axis_groups, budget, budget_markdown,
+                     cheapest, default_cost, group, load_results, markdown_table, pareto_markdown, plan_markdown)
+
+PLANNER_LIMITS = ("budget_energy_pj", "area_mm2", "latency_s", "throughput_eps")
 
 # Files this report writes; a plot that cannot be drawn any more (its runs gone) is removed, so that
 # reports/ never shows a stale picture beside a fresh table.
 PLOT_FILES = ("acc_vs_error_bits.png", "acc_vs_update_bits.png", "acc_vs_sparsity_n.png", "acc_vs_rank.png",
-              "acc_vs_dropout.png", "curves.png", *(f"acc_vs_cost_{k}.png" for k in COST_KEYS))
+              "acc_vs_dropout.png", "curves.png", *(f"acc_vs_cost_{k}.png" for k in COST_KEYS if k not in MAXIMIZED))
 
 
 def write_report(store, out_dir, *, cost_fn=default_cost, budget_limits: dict | None = None,
-                 plots: bool = True, command: str = "") -> Path:
-    """Write ``tables.md`` (and PNG plots) for the store into ``out_dir``; returns the Markdown path."""
+                 plan: tuple | None = None, plots: bool = True, command: str = "") -> Path:
+    """Write ``tables.md`` (and PNG plots) for the store into ``out_dir``; returns the Markdown path.
+    ``plan``: (minimum accuracy %, energy | area | latency) for the planner's pick within
+    ``budget_limits``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = load_results(store, cost_fn=cost_fn)
@@ -38,6 +42,10 @@ def write_report(store, out_dir, *, cost_fn=default_cost, budget_limits: dict | 
     if budget_limits:
         rows = budget(store, cost_fn=cost_fn, **budget_limits)
         parts += [budget_markdown(rows, budget_limits, results), ""]
+    if plan is not None:
+        limits = {k: v for k, v in (budget_limits or {}).items() if k in PLANNER_LIMITS}
+        choice, chosen = cheapest(store, plan[0], plan[1], cost_fn=cost_fn, **limits)
+        parts += [plan_markdown(choice, chosen, results), ""]
     if plots and results:
         names = write_plots(groups, out_dir)
         for name in PLOT_FILES:

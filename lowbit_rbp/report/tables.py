@@ -21,8 +21,10 @@ from ..errors import ConfigError, LowbitError, bad_value
 from ..results.records import Group, RunRecord
 from ..results.store import Store
 
-# Cost per training example (lowbit_rbp.cost.cost_report); any of them can bound a budget.
-COST_KEYS = ("energy_pj", "lc_energy_pj", "lc_ops", "wires", "bits_moved", "feedback_memory_bits")
+# Cost per training example (lowbit_rbp.cost: the cost report's dynamic energy and counts, and the
+# hardware budget on the default architecture template); any of them can bound a budget.
+COST_KEYS = ("energy_pj", "lc_energy_pj", "lc_ops", "wires", "bits_moved", "feedback_memory_bits",
+             "budget_energy_pj", "area_mm2", "latency_s", "throughput_eps")
 COST_INFO = {   # key: (table header, description without unit)
     "energy_pj": ("energy/ex (pJ)", "energy per training example: forward + learning channel + update"),
     "lc_energy_pj": ("LC energy/ex (pJ)", "learning-channel energy per example: error projection + channel learning"),
@@ -30,7 +32,15 @@ COST_INFO = {   # key: (table header, description without unit)
     "wires": ("LC wires", "learning-channel wires: backward connections"),
     "bits_moved": ("LC bits moved/ex", "bits moved on learning-channel wires per example"),
     "feedback_memory_bits": ("feedback memory (bits)", "feedback-weight memory"),
+    "budget_energy_pj": ("energy+leak/ex (pJ)", "energy per training example with leakage, on the default "
+                         "architecture template (hw_models/arch)"),
+    "area_mm2": ("area (mm2)", "chip area on the default architecture template"),
+    "latency_s": ("time/ex (s)", "time per training example (a minibatch's latency / its size) on the default "
+                  "architecture template"),
+    "throughput_eps": ("examples/s", "training examples per second on the default architecture template"),
 }
+# Keys where more is better: a budget bounds them from below, and they have no Pareto front of costs.
+MAXIMIZED = ("throughput_eps",)
 # The energy split shown beside the totals in budget tables (the "full cost breakdown").
 BREAKDOWN_KEYS = ("energy_forward_pj", "energy_error_projection_pj", "energy_weight_gradient_pj",
                   "energy_weight_update_pj", "energy_channel_update_pj")
@@ -43,13 +53,19 @@ ROW_ORDER = ("baseline", "no_fprime", "adaptive", "sparse_8", "sparse_2", "spars
 
 
 def default_cost(cfg) -> dict:
-    """Cost per training example of ``cfg`` from ``lowbit_rbp.cost.cost_report``."""
+    """Cost per training example of ``cfg``: the cost report (``lowbit_rbp.cost.cost_report``) and
+    the hardware budget on the default architecture template (``lowbit_rbp.cost.budget``)."""
     from ..cost import cost_report
+    from ..cost.budget import budget_for_config
     s = cost_report(cfg).summary
     e = s["energy_per_example_pj"]
+    b = budget_for_config(cfg).summary
     return {"energy_pj": e["total"], "lc_energy_pj": e["error_projection"] + e["channel_update"],
             "lc_ops": s["channel"]["ops_total"], "wires": s["wires_backward"]["connections"],
             "bits_moved": s["wires_backward"]["bits_moved"], "feedback_memory_bits": s["memory"]["feedback_bits"],
+            "budget_energy_pj": b["energy_per_example_pj"]["total"], "area_mm2": b["area"]["total_mm2"],
+            "latency_s": b["latency"]["time_per_example_s"],
+            "throughput_eps": b["latency"]["throughput_examples_per_s"],
             **{f"energy_{k}_pj": e[k] for k in ("forward", "error_projection", "weight_gradient", "weight_update",
                                                 "channel_update")}}
 
@@ -213,21 +229,62 @@ def front_groups(groups: list[Group], key: str) -> list[Group]:
     return [pts[i] for i in pareto_front([(float(g.cost_of(key)), g.mean) for g in pts])]
 
 
+def fits(value, key: str, limit: float) -> bool:
+    """A cost within its budget: at most ``limit``, or at least it for the keys in ``MAXIMIZED``."""
+    return value is not None and (value >= limit if key in MAXIMIZED else value <= limit)
+
+
+def limit_text(key: str, limit: float) -> str:
+    return f"{key} {'>=' if key in MAXIMIZED else '<='} {limit:g}"
+
+
 def budget(store, cost_fn=None, **limits) -> list[Group]:
     """Variants (grouped over seeds) whose cost fits every limit (keys in ``COST_KEYS``: ``energy_pj=``,
-    ``wires=``, ``bits_moved=``, ``feedback_memory_bits=``, ...), best mean accuracy first."""
+    ``area_mm2=``, ``latency_s=``, ...: at most the value; ``throughput_eps=``: at least it), best mean
+    accuracy first."""
     for k in limits:
         if k not in COST_KEYS:
             raise bad_value("budget key", k, ", ".join(COST_KEYS))
     results = load_results(store, cost_fn=cost_fn or default_cost)
     out = [g for g in group(results) if not math.isnan(g.mean)
-           and all(g.cost_of(k) is not None and g.cost_of(k) <= float(v) for k, v in limits.items())]
+           and all(fits(g.cost_of(k), k, float(v)) for k, v in limits.items())]
     return sorted(out, key=lambda g: -g.mean)
 
 
+def cheapest(store, min_accuracy: float, minimize: str = "energy", cost_fn=None, **limits):
+    """The planner over a store: the variant with the lowest energy (with leakage), area or time per
+    example among those reaching ``min_accuracy`` % (mean over seeds) within ``limits`` (budget keys
+    ``budget_energy_pj``, ``area_mm2``, ``latency_s``, ``throughput_eps``); a
+    ``hw_models.planner.PlanChoice`` with its breakdown, and the group chosen."""
+    from hw_models.planner import BudgetRecord, cheapest as plan
+    names = {"budget_energy_pj": "max_energy_pj", "area_mm2": "max_area_mm2", "latency_s": "max_latency_s",
+             "throughput_eps": "min_throughput_eps"}
+    for k in limits:
+        if k not in names:
+            raise bad_value("planner limit", k, ", ".join(names))
+    groups = {g.label: g for g in group(load_results(store, cost_fn=cost_fn or default_cost))
+              if not math.isnan(g.mean) and g.cost is not None}
+    records = [BudgetRecord(label, g.mean, g.cost_of("budget_energy_pj"), g.cost_of("area_mm2"),
+                            g.cost_of("latency_s"), g.cost_of("throughput_eps"),
+                            {k: g.cost_of(k) for k in BREAKDOWN_KEYS}) for label, g in groups.items()]
+    choice = plan(records, min_accuracy, minimize, **{names[k]: float(v) for k, v in limits.items()})
+    return choice, groups[choice.record.label]
+
+
+def plan_markdown(choice, chosen: Group, results: list[RunRecord]) -> str:
+    b = choice.breakdown
+    lines = [f"### Cheapest configuration: {choice.reason}", "", protocol_markdown(runs_of([chosen], results)), "",
+             "| variant | acc % | energy+leak/ex (pJ) | area (mm2) | time/ex (s) | examples/s |", "|---|---|---|---|---|---|",
+             f"| {b['label']} | {b['accuracy']:.2f} | {_fmt(b['energy_pj'])} | {_fmt(b['area_mm2'])} | "
+             f"{_fmt(b['latency_s'])} | {_fmt(b['throughput_eps'])} |", "",
+             "Dynamic energy per example by phase (pJ): " + ", ".join(
+                 f"{BREAKDOWN_INFO[k].split(' (')[0][2:]} {_fmt(v)}" for k, v in b.items() if k in BREAKDOWN_INFO
+                 and v is not None) + "."]
+    return "\n".join(lines)
+
+
 def budget_markdown(rows: list[Group], limits: dict, results: list[RunRecord]) -> str:
-    title = "Budget: " + ", ".join(f"{k} <= {v:g}" if isinstance(v, float) else f"{k} <= {v}"
-                                   for k, v in limits.items())
+    title = "Budget: " + ", ".join(limit_text(k, float(v)) for k, v in limits.items())
     if not rows:
         return f"### {title}\n\n{protocol_markdown(results)}\n\nNo configuration fits."
     note = ("Configurations that fit every limit, best mean accuracy first; cost per training example from "
@@ -377,7 +434,7 @@ SECTION_COLUMNS = {
 
 def pareto_markdown(groups: list[Group], results: list[RunRecord], keys=COST_KEYS) -> list[str]:
     parts = []
-    for key in keys:
+    for key in (k for k in keys if k not in MAXIMIZED):
         front = front_groups(groups, key)
         if len(cost_points(groups, key)) < 2 or not front:
             continue

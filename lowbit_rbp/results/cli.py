@@ -116,6 +116,7 @@ def cmd_demo(args) -> int:
 
 
 def _parse_budget(items) -> dict:
+    import math
     from ..report.tables import COST_KEYS
     out = {}
     for item in items or ():
@@ -126,7 +127,24 @@ def _parse_budget(items) -> dict:
             out[k] = float(v)
         except ValueError:
             raise bad_value(f"--budget {k}", v, "a number") from None
+        if not math.isfinite(out[k]):
+            raise bad_value(f"--budget {k}", v, "a finite number")
     return out
+
+
+def _parse_plan(text):
+    """'96' or '96:area' -> (96.0, 'area'); None stays None."""
+    if text is None:
+        return None
+    acc, _, objective = str(text).partition(":")
+    objective = objective or "energy"
+    try:
+        value = float(acc)
+    except ValueError:
+        raise bad_value("--cheapest", text, "ACCURACY[:energy|area|latency], e.g. 96 or 96:area") from None
+    if objective not in ("energy", "area", "latency"):
+        raise bad_value("--cheapest objective", objective, "energy, area, latency")
+    return value, objective
 
 
 def cmd_report(args) -> int:
@@ -135,9 +153,13 @@ def cmd_report(args) -> int:
     if not Path(args.store).is_file():
         raise ConfigError(f"results store {args.store!r} does not exist; run `lowbit-rbp sweep` first")
     limits = _parse_budget(args.budget)
+    plan = _parse_plan(args.cheapest)
     command = " ".join(["lowbit-rbp report", "--store", args.store, "--out", args.out,
-                        *(f"--budget {b}" for b in args.budget), *(["--no-plots"] if args.no_plots else [])])
-    path = write_report(args.store, args.out, budget_limits=limits, plots=not args.no_plots, command=command)
+                        *(f"--budget {b}" for b in args.budget),
+                        *([f"--cheapest {args.cheapest}"] if args.cheapest else []),
+                        *(["--no-plots"] if args.no_plots else [])])
+    path = write_report(args.store, args.out, budget_limits=limits, plan=plan, plots=not args.no_plots,
+                        command=command)
     print(path.read_text())
     print(f"wrote {path}", file=sys.stderr)
     return 0
@@ -182,6 +204,11 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="reports/sweeps", help="output folder (tables.md, *.png)")
     p.add_argument("--budget", action="append", default=[], metavar="KEY=VALUE",
                    help="list the configurations within a cost budget per training example, best accuracy "
-                        "first, with the full cost breakdown; KEY: " + ", ".join(COST_KEYS) + " (repeatable)")
+                        "first, with the full cost breakdown; KEY: " + ", ".join(COST_KEYS) + " (at most VALUE; "
+                        "throughput_eps: at least VALUE; repeatable)")
+    p.add_argument("--cheapest", default=None, metavar="ACC[:energy|area|latency]",
+                   help="the planner: the configuration with the lowest energy (with leakage), area or time per "
+                        "example reaching ACC %% mean accuracy within the --budget limits on budget_energy_pj, "
+                        "area_mm2, latency_s, throughput_eps; with its breakdown")
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=cmd_report)

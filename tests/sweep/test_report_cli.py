@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from hw_models.errors import CostModelError
 from lowbit_rbp.errors import ConfigError, LowbitError
 from lowbit_rbp.core.config import apply_overrides
 from lowbit_rbp.core.runtime import Runtime
@@ -149,3 +150,31 @@ def test_budget_with_the_cost_model_shows_breakdown(store, tmp_path):
     rows = [line for line in budget_part.splitlines() if line.startswith("| ") and "label" not in line]
     accs = [float(line.split("|")[2].split()[0]) for line in rows]
     assert len(rows) == 9 and accs == sorted(accs, reverse=True)
+
+
+def fake_budget(cfg):
+    """Hardware-budget columns: SRBP is smaller and faster; quantized error halves the area."""
+    srbp = cfg.channel.algorithm == "srbp"
+    q = cfg.formats.error.kind != "float"
+    return {**fake_cost(cfg), "budget_energy_pj": 1000.0 - (200 if srbp else 0), "area_mm2": (10.0 if srbp else 20.0)
+            / (2 if q else 1), "latency_s": 2e-5 if srbp else 5e-5, "throughput_eps": 5e4 if srbp else 2e4}
+
+
+def test_budget_bounds_throughput_from_below_and_the_rest_from_above(store):
+    fast = budget(store, cost_fn=fake_budget, throughput_eps=3e4)
+    assert fast and {g.algorithm for g in fast} == {"srbp"}
+    assert budget(store, cost_fn=fake_budget, latency_s=3e-5) == fast
+
+
+def test_planner_picks_the_cheapest_reaching_the_accuracy(store, tmp_path):
+    from lowbit_rbp.report.tables import cheapest, group, load_results
+    groups = group(load_results(store, cost_fn=fake_budget))
+    floor = min(g.mean for g in groups) - 1                   # every variant qualifies
+    choice, chosen = cheapest(store, floor, "area", cost_fn=fake_budget)
+    assert chosen.algorithm == "srbp" and chosen.row == "qerror_3" and choice.record.area_mm2 == 5.0
+    choice, chosen = cheapest(store, floor, "energy", cost_fn=fake_budget, latency_s=1e-4)
+    assert choice.record.energy_pj == 800.0 and chosen.algorithm == "srbp"
+    with pytest.raises(CostModelError, match="none of .* meets accuracy >= 101"):
+        cheapest(store, 101, "area", cost_fn=fake_budget)
+    path = write_report(store, tmp_path, cost_fn=fake_budget, plan=(floor, "area"), plots=False)
+    assert "### Cheapest configuration: 'qerror_3: srbp" in path.read_text()

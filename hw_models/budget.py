@@ -27,25 +27,9 @@ from .dataflow import apply_dataflow
 from .latency import LatencyReport, arithmetic_ops, schedule
 from .offchip import Placement, place_state, split_offchip
 from .records import ARITH_OPS, NEUROSIM_PHASE, PHASES, wire_actions
+from .report import price_actions
 
 BUDGET_SCHEMA = "1.1"
-
-
-@dataclass(frozen=True)
-class EnergyRow:
-    layer: int
-    phase: str
-    what: str
-    op: str
-    dtype: str
-    bits_a: int
-    bits_b: int
-    count: float
-    unit: str
-    capacity_bytes: float
-    pj_per_unit: float
-    energy_pj: float
-    rule: str
 
 
 def price_action(a, table, arch: Architecture, activity=None) -> tuple[float, str]:
@@ -67,7 +51,7 @@ def energy_category(row) -> str:
 @dataclass
 class HardwareBudget:
     meta: dict
-    rows: list                  # EnergyRow per action (per example)
+    rows: list                  # report.CostRow per priced action (per example)
     latency: LatencyReport
     area: AreaReport
     placement: Placement
@@ -131,11 +115,9 @@ def hardware_budget(actions, memory, layers, links, wires, batch: int, arch: Arc
     held = hold_in_flight(df.memory, first.in_flight)
     placement = place_state(df.actions, held, arch.sram_capacity_bits, arch.dram_enabled)
     final_actions = split_offchip(df.actions, placement)
-    rows = []
-    for a in final_actions:
-        e, rule = price_action(a, table, arch, activity)
-        rows.append(EnergyRow(a.layer, a.phase, a.what, a.op, a.dtype, a.bits_a, a.bits_b, a.count, a.unit,
-                              a.capacity_bytes, e, a.count * e, rule))
+    label = (meta or {}).get("variant", "")
+    rows, _ = price_actions(final_actions, table, activity, algorithm=(meta or {}).get("algorithm", ""), variant=label,
+                            layer_name=lambda h: f"layer{h}", price=lambda a: price_action(a, table, arch, activity))
     lat = schedule(final_actions, L, links, batch, arch, df.dataflow)
     area = area_report(final_actions, held, L, wires, arch, placement)
     summary = _summary(rows, final_actions, lat, area, placement)

@@ -1,36 +1,12 @@
 """Markdown of hardware budgets: one budget on its own, and side-by-side tables of several (pure functions
-of ``HardwareBudget`` records; the reports that need run configurations live in ``lowbit_rbp.hw_budget``)."""
+of ``HardwareBudget`` records; the reports that need run configurations live in ``lowbit_rbp.cost.budget``)."""
 from __future__ import annotations
 
+from .markdown import fmt, md_table
 from .records import NEUROSIM_PHASE, PHASES
 
 PHASE_SHORT = {"forward": "FW", "error_projection": "AG", "weight_gradient": "WG", "weight_update": "WU",
                "channel_update": "CU"}
-
-
-def fmt(x, digits: int = 4) -> str:
-    """Numbers for tables: thousands separators for large values, ``digits`` significant digits otherwise.
-    (The cost report's ``report.fmt`` follows the same rules; this module must not import report.py,
-    which depends on the training code's config.)"""
-    if isinstance(x, str):
-        return x
-    if x is None:
-        return "-"
-    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
-        x = int(x)
-    if isinstance(x, int):
-        return f"{x:,}"
-    if x == 0:
-        return "0"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.{digits}g}"
-
-
-def md_table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def si(x: float, unit: str) -> str:

@@ -74,7 +74,7 @@ def accelergy_yaml(budget) -> str:
         args = _arguments(r)
         key = (comp, r.op, tuple(sorted(args.items())))
         counts[key] = counts.get(key, 0.0) + r.count
-        ert[key] = r.pj_per_unit
+        ert[key] = r.energy_per_unit_pj
         energy[comp] = energy.get(comp, 0.0) + r.energy_pj
     local, tables = {}, {}
     for (comp, op, args), n in counts.items():

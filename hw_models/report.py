@@ -140,13 +140,15 @@ def _fmt_csv(v):
 
 
 def price_actions(actions: list[Action], table: EnergyTable, activity, *, algorithm: str, variant: str,
-                  layer_name) -> tuple[list[CostRow], list[str]]:
+                  layer_name, price=None) -> tuple[list[CostRow], list[str]]:
     """One priced ``CostRow`` per action, and the pricing rules used (in first-use order).
-    ``layer_name(layer)`` names a layer for the rows."""
+    ``layer_name(layer)`` names a layer for the rows; ``price(action) -> (pJ per unit, rule)``
+    replaces the energy table's own pricing (the budget's DRAM and register actions)."""
     rules = {}
     rows = []
     for a in actions:
-        unit_e, rule = table.price(a.op, a.dtype, a.bits_a, a.bits_b, a.capacity_bytes, activity)
+        unit_e, rule = price(a) if price is not None else table.price(a.op, a.dtype, a.bits_a, a.bits_b,
+                                                                      a.capacity_bytes, activity)
         rules.setdefault(rule, None)
         rows.append(CostRow(algorithm, variant, a.layer, layer_name(a.layer), a.phase, NEUROSIM_PHASE[a.phase],
                             a.what, a.op, a.dtype, a.bits_a, a.bits_b, a.count, a.unit, a.capacity_bytes, unit_e,

@@ -61,11 +61,16 @@ def run(args) -> int:
     rep = cost_report(cfg, energy_table=args.energy_table, floorplan=fp, feedback_seed=args.feedback_seed,
                       feedback_storage=args.feedback_storage, node_nm=args.node, vdd_v=args.vdd)
     text = {"json": lambda: rep.to_json() + "\n", "csv": rep.to_csv, "md": lambda: render_markdown(rep)}[args.format]()
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        print(f"wrote {args.out}", file=sys.stderr)
+    return _emit(text, args.out)
+
+
+def _emit(text: str, out) -> int:
+    """Write ``text`` to the file ``out`` (its folder made), or to standard output."""
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
@@ -146,11 +151,4 @@ def run_budget(args) -> int:
                                      feedback_seed=args.feedback_seed, feedback_storage=args.feedback_storage)
         text = {"md": b.to_markdown, "json": lambda: b.to_json() + "\n", "csv": b.to_csv,
                 "accelergy": lambda: exports.accelergy_yaml(b), "neurosim": lambda: exports.neurosim_csv(b)}[args.format]()
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        print(f"wrote {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return _emit(text, args.out)

@@ -14,7 +14,7 @@ from hw_models.records import ARITH_OPS, NEUROSIM_PHASE, PHASES
 from hw_models.report import SCHEMA_VERSION, UNITS, CostReport, MemoryRow, price_actions, price_wires
 
 from ..core.config import RunConfig
-from ..report.markdown import fmt, md_table
+from hw_models.markdown import fmt, md_table
 from .counts import Counts, count_example, examples_per_epoch
 from .setup import make_setup
 

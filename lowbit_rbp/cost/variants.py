@@ -15,7 +15,7 @@ from pathlib import Path
 from hw_models.records import NEUROSIM_PHASE, PHASES
 
 from ..errors import bad_value
-from ..report.markdown import fmt, md_table
+from hw_models.markdown import fmt, md_table
 from .report import anchors_markdown, cost_report
 
 COST_OPTIONS = ("feedback_seed", "feedback_storage")

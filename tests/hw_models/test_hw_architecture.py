@@ -92,18 +92,14 @@ def test_node_scaling():
         a.at_node(11)
 
 
-# Modules of the hardware library that must stay free of the training code (lowbit_rbp): they may import
-# each other and hw_models.errors / layers / floorplan / energy, never counts/report/operands (which import
-# lowbit_rbp) and never lowbit_rbp itself.
-PURE = ("records", "architecture", "dataflow", "offchip", "latency", "area", "budget", "budget_report", "exports",
-        "planner", "validation")
-IMPURE = {"counts", "report", "operands", "make_report", "cli", "lowbit_rbp"}
-
-
 def test_hardware_library_modules_do_not_import_the_training_code():
+    """hw_models knows nothing of learning rules: no module of it imports lowbit_rbp (lowbit_rbp imports
+    hw_models, never the other way round)."""
     root = Path(__file__).resolve().parents[2] / "hw_models"
-    for name in PURE:
-        tree = ast.parse((root / f"{name}.py").read_text())
+    files = sorted(root.glob("*.py"))
+    assert len(files) > 10
+    for path in files:
+        tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
                 mods = [node.module or ""]
@@ -112,5 +108,4 @@ def test_hardware_library_modules_do_not_import_the_training_code():
             else:
                 continue
             for m in mods:
-                parts = set(m.split("."))
-                assert not parts & IMPURE, f"hw_models/{name}.py imports {m}"
+                assert m.split(".")[0] != "lowbit_rbp", f"hw_models/{path.name} imports {m}"

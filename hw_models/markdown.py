@@ -1,4 +1,5 @@
-"""The one Markdown helper: numbers formatted for tables, and tables."""
+"""The one Markdown helper of the project: numbers formatted for tables, and tables (the hardware
+models' budgets and every report of lowbit_rbp use it)."""
 from __future__ import annotations
 
 

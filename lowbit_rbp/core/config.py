@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, bad_value
 from .algorithms import NAMES as ALGORITHMS, Algorithm, algorithm as algorithm_descriptor, check_combination
+from .datapath import check_datapath
 from .feedback import FeedbackSpec, parse_feedback_spec
 from .formats import Float32, Format, parse_format
 
@@ -29,7 +30,8 @@ DATASETS = ("mnist", "cifar10", "cifar10-subset")
 UPDATE_MODES = ("full", "sign", "magnitude")
 QUANTIZE_AT = ("before_fprime", "after_fprime")
 INITS = ("glorot_normal", "glorot_uniform")
-FORMAT_FIELDS = ("error", "signal", "feedback", "update", "accumulator", "weights", "activations")
+FORMAT_FIELDS = ("error", "signal", "feedback", "update", "accumulator", "weights", "activations",
+                 "channel_accumulator", "fprime", "momentum")
 # Settings that moved out of the run config into the runtime: stored configs written before the
 # move still carry them (dropped when read back); in a run file they are an error that says where
 # they went.
@@ -114,6 +116,16 @@ class FormatsConfig:
     weight_shadow: bool = _later(False)
     # Every hidden activation O^h = f(S^h) as the next layer, f' and the update read it.
     activations: Format = _later(Float32())
+    # The accumulator of the channel's products J = R @ B: float32 (a float matrix product) or a
+    # fixed-point accumulator that saturates (or wraps) at every add, summing in ascending sender
+    # order: the bit-true channel (lowbit_rbp.core.datapath).
+    channel_accumulator: Format = _later(Float32())
+    # f' as the channel multiplies by it: float32, or rounded into a fixed-point format ...
+    fprime: Format = _later(Float32())
+    # ... and read from a lookup table of this many entries indexed by the forward output (0: computed).
+    fprime_lut: int = _later(0)
+    # The momentum state (velocity) as stored, when train.momentum is on.
+    momentum: Format = _later(Float32())
 
     def __post_init__(self):
         # Spec strings become format objects; their canonical spec (every option named) is what
@@ -374,7 +386,7 @@ def _validate(cfg: RunConfig) -> None:
         raise bad_value("channel.fixed_top", c.fixed_top, f"0..{n_layers - 1} (the net has {n_layers} weight layers)")
     if not (math.isfinite(c.adaptive_lr_scale) and c.adaptive_lr_scale >= 0):
         raise bad_value("channel.adaptive_lr_scale", c.adaptive_lr_scale, "a finite number >= 0")
-    for name in ("accumulator", "weights"):
+    for name in ("accumulator", "weights", "channel_accumulator", "fprime", "momentum"):
         fmt = getattr(f, name)
         if fmt.kind not in ("float", "fixed"):
             raise bad_value(f"formats.{name}", fmt.spec, "float32 or a fixed-point format fixed:w=W,f=F "
@@ -403,6 +415,7 @@ def _validate(cfg: RunConfig) -> None:
     if t.train_subset < 0 or t.test_subset < 0:
         raise bad_value("train.train_subset/test_subset", (t.train_subset, t.test_subset), "integers >= 0 (0 = all)")
     check_combination(cfg, layer_kinds(m))
+    check_datapath(cfg, layer_kinds(m))
 
 
 def layer_kinds(m: ModelConfig) -> list[str]:

@@ -29,6 +29,7 @@ from ..core.config import RunConfig
 from ..core.quantizer import Quantizer
 from ..core.feedback import build_feedback
 from ..nets.mlp import MLP
+from .datapath import make_datapath
 
 # What the channel needs from a network (MLP or ConvNet): W, b, sizes, shapes, kinds, n_layers,
 # fprime_, route, backward_input, weight_grad, feedback_layout, as_kernel.
@@ -57,7 +58,6 @@ class Channel:
         self.q_error = Quantizer(f.error, seed * 4 + 1, backend)
         self.q_signal = Quantizer(f.signal, seed * 4 + 2, backend)
         self.q_feedback = Quantizer(f.feedback, seed * 4 + 3, backend)
-        self.quantize_after = f.quantize_at == "after_fprime"
         # Per-example quantized weight update (paper section 5.2) and its accumulator; the fused
         # kernel never materializes the batch x out x in tensor. Bias updates stay float sums.
         self.update_fmt = f.update
@@ -66,6 +66,7 @@ class Channel:
         self.update_seed = seed * 4 + 4
         self.update_counter = 0
         self.backend = backend
+        self.datapath = make_datapath(cfg, net.activation, self.q_signal, backend)
         # The net's own layer kinds (a config validated them; a net given directly is checked here).
         check_combination(cfg, net.kinds)
         self.tally = None        # an instrument.OpTally to count what the channel executes
@@ -90,6 +91,7 @@ class Channel:
         for k, mag in self._magnitudes.items():
             torch.mul(mag, torch.sign(net.W[k + 1]), out=self.B[k])
             self.q_feedback(self.B[k])
+            self.datapath.prepare_matrix(k, self.B[k])
 
     # --- shared machinery ---------------------------------------------------------------
     @property
@@ -129,6 +131,7 @@ class Channel:
                 self.B[k] = torch.empty_like(m)
             else:
                 self.B[k] = self.q_feedback(m)
+                self.datapath.prepare_matrix(k, self.B[k])
 
     def _alloc(self, net: MLP, batch: int) -> None:
         self.batch = batch
@@ -139,9 +142,13 @@ class Channel:
     def receive(self, k: int, net: MLP, out: torch.Tensor) -> torch.Tensor:
         """Layer k's received signal J^k: through layer k+1's backward operator with ``matrix(k)``
         (layer to layer), or a dense map from the source layer (skipped)."""
+        flat = out if out.dim() == 2 else out.view(out.shape[0], -1)   # conv blocks: (B, C, H, W)
         if self.skipped:
-            flat = out if out.dim() == 2 else out.view(out.shape[0], -1)   # conv blocks: (B, C, H, W)
-            torch.mm(self.R[self.source(k)], self.matrix(k, net), out=flat)
+            self.datapath.product(k, self.R[self.source(k)], self.matrix(k, net), flat)
+            return out
+        if net.kinds[k + 1] == "dense":
+            # a dense layer above sends R^{k+1} @ B^k (B^k laid out as W[k+1], (sender, receiver))
+            self.datapath.product(k, self.R[k + 1], self.matrix(k, net), flat)
             return out
         return net.backward_input(k + 1, self.R[k + 1], self.matrix(k, net), out)
 
@@ -168,14 +175,8 @@ class Channel:
             if self.dropout:
                 keep = torch.empty_like(r).bernoulli_(1.0 - self.dropout, generator=self.gen)
                 r.mul_(keep).mul_(1.0 / (1.0 - self.dropout))
-            if not self.quantize_after:
-                self.q_signal(r)
-            if self.use_fprime:
-                if self.tally is not None:
-                    self.tally.fprime(k, r)
-                net.mul_fprime_(r, acts[k + 1], self.fp[k])
-            if self.quantize_after:
-                self.q_signal(r)
+            seen = None if self.tally is None else (lambda x, k=k: self.tally.fprime(k, x))
+            self.datapath.send(net, r, acts[k + 1], self.fp[k], self.use_fprime, seen)
             self.R[k] = net.route(k, r)
         return self.R
 

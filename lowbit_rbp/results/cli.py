@@ -15,6 +15,7 @@ with the Pareto front. The store is opened read-only, so a report can be made wh
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import ConfigError, bad_value
@@ -32,6 +33,10 @@ def cmd_sweep(args) -> int:
         check_scheduler(args.scheduler)
     runtime = Runtime.from_args(args)
     print(f"sweep {sw.name}: {len(sw.runs)} runs -> {args.store}", file=sys.stderr)
+    if args.executor == "local":
+        note = thread_note(args.store, sw, runtime.per_worker(os.cpu_count() or 1).threads)
+        if note:
+            print(note, file=sys.stderr)
     s = run_sweep(sw, args.store, runtime=runtime, executor=args.executor,
                   scheduler=args.scheduler, progress=not args.quiet, reclaim=args.reclaim)
     div = sum(v == "diverged" for v in s.ran.values())
@@ -44,6 +49,27 @@ def cmd_sweep(args) -> int:
         print(f"{len(s.busy)} run(s) held by another sweep are not done yet; rerun when it ends, or with --reclaim "
               "if its host went away", file=sys.stderr)
     return 1 if s.failed or s.busy else 0
+
+
+def thread_note(store_path, sweep, threads: int) -> str:
+    """A note when runs of ``sweep`` already done in the store were trained on another thread count
+    than the next ones will be (results differ in the last digits: README "Results and threads")."""
+    from pathlib import Path
+    from .store import Store
+    if not Path(store_path).is_file():
+        return ""
+    st = Store.read_only(store_path)
+    try:
+        hashes = {r.config.config_hash() for r in sweep.runs}
+        counts = {r.machine.get("torch_threads") for r in st.runs() if r.done and r.config_hash in hashes}
+    finally:
+        st.close()
+    other = sorted(c for c in counts if c is not None and c != threads)
+    if not other:
+        return ""
+    return (f"note: runs of this sweep already done were trained on {', '.join(map(str, other))} thread(s) per "
+            f"process, the next ones on {threads}: results differ in the last digits (each run keeps its own "
+            f"count, recorded with it); --threads {other[0]} keeps them alike")
 
 
 def check_scheduler(address: str) -> None:

@@ -135,14 +135,27 @@ def _owner_alive(owner: str | None, heartbeat: float | None, stale_after: float)
     if not owner:
         return False
     pid = _owner_pid(owner)
-    if pid is not None:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:   # it exists, as another user's process
-            pass
+    if pid is not None and not _process_alive(pid):
+        return False
     return heartbeat is not None and time.time() - heartbeat < stale_after
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs: it exists and is not a zombie (a killed worker
+    stays one until something reaps it, which a container's init may do late)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # it exists, as another user's process
+        pass
+    if not Path("/proc/self/stat").exists():   # not Linux: kill() has answered
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:           # it ended meanwhile
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 class Store:
@@ -270,9 +283,11 @@ class Store:
                       (status, _now(), error, time.time(), config_hash))
 
     @contextmanager
-    def heartbeat(self, config_hash: str, owner: str, every: float = HEARTBEAT_SECONDS):
-        """Refresh the heartbeat of a run this owner holds every ``every`` seconds while the block
-        runs (a thread with its own connection), so a long epoch does not look like a dead owner."""
+    def heartbeat(self, config_hash: str, owner: str, every: float | None = None):
+        """Refresh the heartbeat of a run this owner holds every ``every`` seconds (default
+        ``HEARTBEAT_SECONDS``) while the block runs (a thread with its own connection), so a long
+        epoch does not look like a dead owner."""
+        every = HEARTBEAT_SECONDS if every is None else every
         stop = threading.Event()
 
         def beat():

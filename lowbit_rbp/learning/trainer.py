@@ -68,8 +68,8 @@ def blow_up_reason(train_loss: float, test_loss: float, train_acc: float, test_a
     acc_bound = chance_bound(n_classes)
     if loss > limit and max(train_acc, test_acc) < acc_bound:
         return (f"blow-up: {which} loss {loss:.3g} nats > {LOSS_FACTOR:g} x ln({n_classes}) = {limit:.3g} "
-                f"(chance level) with accuracy {100 * max(train_acc, test_acc):.1f}% < {100 * acc_bound:.1f}% "
-                f"(chance {100 / n_classes:.1f}%)")
+                f"(chance level) with train/test accuracy {100 * train_acc:.1f}%/{100 * test_acc:.1f}% < "
+                f"{100 * acc_bound:.1f}% (chance {100 / n_classes:.1f}%)")
     return ""
 
 

@@ -194,8 +194,10 @@ def _parse_plan(text):
 def cmd_report(args) -> int:
     from pathlib import Path
     from ..report.sweep_report import write_report
+    from .store import Store
     if not Path(args.store).is_file():
         raise ConfigError(f"results store {args.store!r} does not exist; run `lowbit-rbp sweep` first")
+    Store.read_only(args.store).close()    # not a store: refused before anything is written
     limits = _parse_budget(args.budget)
     plan = _parse_plan(args.cheapest)
     command = " ".join(["lowbit-rbp report", "--store", args.store, "--out", args.out,

@@ -113,8 +113,12 @@ def check_is_store(path: Path) -> None:
     if head != SQLITE_MAGIC:
         raise StoreError(f"results store {str(path)!r} is not a usable SQLite store: not an SQLite file; "
                          "choose another --store")
+    # Without a -wal file nobody has the database open in WAL mode and the file holds all of it:
+    # read it as immutable, which creates no -wal/-shm files beside another program's database.
+    idle = not Path(str(path) + "-wal").exists()
     try:
-        con = sqlite3.connect("file:" + quote(str(path.resolve())) + "?mode=ro", uri=True, timeout=60.0)
+        con = sqlite3.connect("file:" + quote(str(path.resolve())) + "?mode=ro" + ("&immutable=1" if idle else ""),
+                              uri=True, timeout=60.0)
     except sqlite3.Error as exc:
         raise StoreError(f"results store {str(path)!r} cannot be opened: {exc}") from None
     try:
@@ -344,6 +348,7 @@ class Store:
         self.path = Path(path)
         if not self.path.is_file():
             raise StoreError(f"results store {str(self.path)!r} does not exist")
+        check_is_store(self.path)
         uri = "file:" + quote(str(self.path.resolve())) + "?mode=ro"
         try:
             self.conn = sqlite3.connect(uri, uri=True, timeout=60.0)

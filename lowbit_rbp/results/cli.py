@@ -56,7 +56,7 @@ def thread_note(store_path, sweep, threads: int) -> str:
     than the next ones will be (results differ in the last digits: README "Results and threads")."""
     from pathlib import Path
     from .store import Store
-    if not Path(store_path).is_file():
+    if not Path(store_path).is_file() or not Path(store_path).stat().st_size:
         return ""
     st = Store.read_only(store_path)
     try:

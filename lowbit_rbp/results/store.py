@@ -43,6 +43,7 @@ from urllib.parse import quote
 
 from ..core.config import from_stored
 from ..errors import LowbitError
+from ..oserror import os_error_line
 from .records import DONE, EPOCH_FIELDS, EpochRecord, RunRecord
 
 SCHEMA_VERSION = 1
@@ -174,7 +175,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"results store {str(self.path)!r}: cannot create its folder: "
-                             f"{exc.strerror or exc}") from None
+                             f"{os_error_line(exc)}") from None
         try:
             self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
             self.conn.row_factory = sqlite3.Row

@@ -2,8 +2,10 @@
 
 Each test of tests/reliability names the class it proves with ``@pytest.mark.fault(ID)``;
 ``tools/reliability_report.py`` turns this table, the marks and the test outcomes into
-reports/reliability.md.
+reports/reliability.md. Figures come from the constants the code uses.
 """
+from lowbit_rbp.learning.trainer import ACC_MARGIN, LOSS_FACTOR
+from lowbit_rbp.results.store import HEARTBEAT_SECONDS, RECLAIM_AFTER, STALE_AFTER
 
 FAULTS = {
     "parent_kill9": (
@@ -22,15 +24,15 @@ FAULTS = {
         "naming the failed run (exit status 1). A rerun retrains it."),
     "owner_gone": (
         "A run is left `running` by a worker on another host that went away (no pid to check there).",
-        "A worker refreshes its run's heartbeat every 30 s from a thread, also during long epochs. A run whose "
-        "heartbeat is 10 minutes old is taken over by the next sweep; `lowbit-rbp sweep --reclaim` takes it after "
-        "90 s. A run whose owner still beats is left to it."),
+        f"A worker refreshes its run's heartbeat every {HEARTBEAT_SECONDS:g} s from a thread, also during long "
+        f"epochs. A run whose heartbeat is {STALE_AFTER:g} s old is taken over by the next sweep; `lowbit-rbp sweep "
+        f"--reclaim` takes it after {RECLAIM_AFTER:g} s. A run whose owner still beats is left to it."),
     "blow_up": (
-        "A run blows up without producing NaN (learning rate 1e6: losses of 20-24 x ln C at chance accuracy).",
-        "It stops and is recorded `diverged` with its reason (an epoch's loss above 3 x ln C nats while its "
-        "accuracies stay within 10% of chance; or NaN/inf): in the epoch record, the run record, the store and the "
-        "run file. Reports count such runs apart and list each with its reason. Stores written before keep "
-        "loading."),
+        "A run blows up without producing NaN (learning rate 1e6: losses of tens of nats at chance accuracy).",
+        f"It stops and is recorded `diverged` with its reason (an epoch's loss above {LOSS_FACTOR:g} x ln C nats, C "
+        f"classes, while its train and test accuracies stay within {100 * ACC_MARGIN:g}% of chance; or NaN/inf): in "
+        "the epoch record, the run record, the store and the run file. Reports count such runs apart and list "
+        "each with its reason. Stores written before keep loading."),
     "runfile_no_ckpt": (
         "`train --out` is killed after writing an epoch record but before writing the first checkpoint.",
         "The rerun finds records without a checkpoint and starts over from scratch (no human step); the result "

@@ -8,10 +8,10 @@ Run life cycle (``runs.status``): ``pending`` -> ``running`` -> ``finished`` | `
 * A worker *claims* a run before training it (one transaction). A run already ``finished`` or
   ``diverged`` is skipped. A run ``running`` under a live owner (its heartbeat is younger than
   ``stale_after`` seconds, default ``STALE_AFTER`` = 10 minutes, and, on this machine, its
-  process still exists) is left to that owner. Otherwise (pending, failed, or running under a dead owner: a
-  killed sweep) the claim restarts it **from scratch**: its old epoch rows are deleted in the
-  same transaction that marks it running. Training is deterministic per seed, so a restarted
-  run gives the same epochs an uninterrupted one would; no checkpoints are kept.
+  process still exists) is left to that owner. Otherwise (pending, failed, or running under a
+  dead owner: a killed sweep) the claim restarts it **from scratch**: its old epoch rows are
+  deleted in the same transaction that marks it running. Training is deterministic per seed, so
+  a restarted run gives the same epochs an uninterrupted one would; no checkpoints are kept.
 * Each finished epoch is written as it finishes; a write from a worker that no longer owns the
   run is refused (``StoreError``). While a run trains, a thread of its worker refreshes its
   heartbeat every ``HEARTBEAT_SECONDS`` (``Store.heartbeat``), also during long epochs, so an owner
@@ -296,13 +296,13 @@ class Store:
         stop = threading.Event()
 
         def beat():
-            con = sqlite3.connect(str(self.path), timeout=self.timeout)
+            # Autocommit: each beat is its own transaction, and a failed one leaves none open.
+            con = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
             try:
                 while not stop.wait(every):
                     try:
                         con.execute("UPDATE runs SET heartbeat=? WHERE config_hash=? AND owner=? AND status='running'",
                                     (time.time(), config_hash, owner))
-                        con.commit()
                     except sqlite3.OperationalError:   # busy past the timeout: the next beat tries again
                         continue
             finally:

@@ -55,7 +55,8 @@ def cmd_train(args) -> int:
     for r in res.epochs:
         print(f"epoch {r.epoch:3d}  train loss {r.train_loss:.4f} acc {100 * r.train_acc:6.2f}%  "
               f"test loss {r.test_loss:.4f} acc {100 * r.test_acc:6.2f}%  lr {r.lr:.5f}  {r.seconds:5.1f}s  {r.status}")
-    print(f"{res.status}: final test accuracy {100 * res.final.test_acc:.2f}%")
+    print(f"{res.status}: final test accuracy {100 * res.final.test_acc:.2f}%"
+          + (f" ({res.diverged_reason})" if res.diverged_reason else ""))
     return 0 if res.status == "finished" else 3
 
 

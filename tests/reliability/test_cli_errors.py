@@ -129,6 +129,7 @@ BAD_VALUES = [
     (["train", "--set", "model.hidden=[10.5]"], "error: model.hidden: got [10.5]"),
     (["reproduce", "foundation", "--seeds", "0,x", "--report-only"], "error: --seeds: got '0,x'"),
     (["sweep", SWEEP, "--threads", "-1"], "error: threads: got -1"),
+    (["sweep", SWEEP, "--workers", "0"], "error: workers: got 0; allowed: an integer >= 1"),
     (["theory", "field", "--grid", "100000"], "lowbit-rbp theory: error: --grid: got 100000; allowed: at most 400"),
     (["theory", "sgd", "--runs", "10000000000"], "lowbit-rbp theory: error: --runs: got 10000000000"),
     (["theory", "sgd", "--steps", "100000000000"], "lowbit-rbp theory: error: --steps: got 100000000000"),

@@ -127,3 +127,34 @@ def test_resume_on_another_thread_count_is_refused(tmp_path, tiny_data, monkeypa
     with pytest.raises(RunFileError, match=f"trained on {started} thread.*resume it with --threads {started}"):
         run_training(CFG, out, tiny_data, progress=False)
     assert out.read_bytes() == before
+
+
+@pytest.mark.slow
+@pytest.mark.fault("runfile_two_writers")
+def test_two_train_processes_on_one_file(tmp_path, data_root):
+    """The case as a user meets it: a second `lowbit-rbp train` on the file a first one is writing."""
+    import os
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "r.jsonl"
+    argv = [sys.executable, "-m", "lowbit_rbp", "train", "--epochs", "10", "--set", "train.train_subset=30000",
+            "--quiet", "--threads", "1", "--out", str(out)]
+    env = {**os.environ, "LOWBIT_RBP_DATA": str(data_root)}
+    first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.time() + 120
+        while not (out.exists() and out.read_bytes().endswith(b"\n")) and first.poll() is None and time.time() < end:
+            time.sleep(0.05)
+        second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        assert first.poll() is None, "the first writer ended before the second started: nothing was tested"
+        first_out, first_err = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    assert [x for x in second.stderr.splitlines() if x.startswith("error:")] == [
+        f"error: results file {str(out)!r} is being written by another process (it holds the file's lock); "
+        "wait for it to end or choose another --out"]
+    assert first.returncode == 0, first_err
+    assert [x.get("epoch") for x in _lines(out)] == [None, *range(1, 11)]

@@ -55,7 +55,8 @@ def cmd_train(args) -> int:
     for r in res.epochs:
         print(f"epoch {r.epoch:3d}  train loss {r.train_loss:.4f} acc {100 * r.train_acc:6.2f}%  "
               f"test loss {r.test_loss:.4f} acc {100 * r.test_acc:6.2f}%  lr {r.lr:.5f}  {r.seconds:5.1f}s  {r.status}")
-    print(f"{res.status}: final test accuracy {100 * res.final.test_acc:.2f}%")
+    print(f"{res.status}: final test accuracy {100 * res.final.test_acc:.2f}%"
+          + (f" ({res.diverged_reason})" if res.diverged_reason else ""))
     return 0 if res.status == "finished" else 3
 
 
@@ -83,7 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run a command. Errors a user can act on print one line and exit with status 2: the project's
+    own (``LowbitError``, the hardware models' ``CostModelError``), the operating system's (a path
+    under a regular file, permission denied, disk full, a scheduler that does not answer) and
+    SQLite's; anything else is a bug and keeps its traceback."""
+    import sqlite3
     from hw_models.errors import CostModelError
+    from .oserror import os_error_line
     parser = build_parser()
     args = parser.parse_args(argv)
     # The command line as given, for reports that state the command that made them.
@@ -92,6 +99,13 @@ def main(argv=None) -> int:
         return args.func(args)
     except (LowbitError, CostModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        writing = next((v for v in (getattr(args, k, None) for k in ("out", "out_dir", "store")) if v), None)
+        print(f"error: {os_error_line(exc, writing)}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"error: SQLite: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)

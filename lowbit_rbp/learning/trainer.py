@@ -3,6 +3,16 @@
 Every algorithm runs through this loop; they differ only in their ``Channel``. A run yields one
 record per epoch; ``run_training`` writes them as JSON lines as they finish and keeps a
 checkpoint, so a killed run resumes from its last finished epoch.
+
+Divergence: a run stops, recorded ``diverged`` with the reason in its last ``EpochRecord``, when
+its outputs or weights become NaN/inf, or when it has blown up without NaN (``blow_up_reason``):
+an epoch's train or test loss above ``LOSS_FACTOR`` x ln(C) nats (C classes; ln C is the loss of a
+uniform guess, the chance level) while its train and test accuracy both stay below
+``chance_bound(C)`` = 1/C + ``ACC_MARGIN`` x (1 - 1/C), i.e. within 10% of chance. Both halves are
+needed: quantized channels that do learn (1-bit RBP/SRBP errors: 85-94% on MNIST after 20
+epochs) have losses up to 13 x ln 10 on the way, from overconfident mistakes at 37-44% accuracy,
+while the blown-up runs seen (lr 1e6; BP with 1-bit errors) have losses of 24-27 x ln 10 at
+chance accuracy and stay there (in reports/sweeps, every run the rule flags ends at 10-11%).
 """
 from __future__ import annotations
 
@@ -35,10 +45,33 @@ class EpochRecord:
     lr: float
     seconds: float
     status: str = "ok"   # ok | diverged
+    reason: str = ""     # why a diverged epoch diverged (module docstring: the rule)
 
     @classmethod
     def from_dict(cls, d: dict) -> "EpochRecord":
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+LOSS_FACTOR = 3.0    # a blown-up epoch's loss exceeds LOSS_FACTOR x ln(C) nats ...
+ACC_MARGIN = 0.1     # ... while its accuracies stay below 1/C + ACC_MARGIN x (1 - 1/C)
+
+
+def chance_bound(n_classes: int) -> float:
+    """The accuracy below which an epoch counts as at chance level (for the blow-up rule)."""
+    chance = 1.0 / n_classes
+    return chance + ACC_MARGIN * (1.0 - chance)
+
+
+def blow_up_reason(train_loss: float, test_loss: float, train_acc: float, test_acc: float, n_classes: int) -> str:
+    """Why an epoch with finite losses has blown up, or "" if it has not (module docstring: the rule)."""
+    limit = LOSS_FACTOR * math.log(n_classes)
+    loss, which = max((train_loss, "train"), (test_loss, "test"))
+    acc_bound = chance_bound(n_classes)
+    if loss > limit and max(train_acc, test_acc) < acc_bound:
+        return (f"blow-up: {which} loss {loss:.3g} nats > {LOSS_FACTOR:g} x ln({n_classes}) = {limit:.3g} "
+                f"(chance level) with train/test accuracy {100 * train_acc:.1f}%/{100 * test_acc:.1f}% < "
+                f"{100 * acc_bound:.1f}% (chance {100 / n_classes:.1f}%)")
+    return ""
 
 
 class EpochScores:
@@ -127,8 +160,9 @@ class Trainer:
         t = self.cfg.train
         return t.lr / (1.0 + t.lr_decay * self.step)
 
-    def train_epoch(self, progress=None) -> tuple[float, float, bool]:
-        """One pass over the training set; returns (mean loss, accuracy, diverged)."""
+    def train_epoch(self, progress=None) -> tuple[float, float, str]:
+        """One pass over the training set; returns (mean loss, accuracy, why it diverged: "" if
+        its outputs and weights stayed finite)."""
         n = self.x_train.shape[0]
         order = torch.from_numpy(self.data_rng.permutation(n))
         scores = self.scores
@@ -150,7 +184,7 @@ class Trainer:
             seen += self.batch
             if not finite:
                 _, correct = scores.totals(self.y_train_t[order[:seen]])
-                return float("nan"), correct / seen, True
+                return float("nan"), correct / seen, f"non-finite output (NaN/inf) at step {self.step + 1}"
             R = ch.signals(net, acts, self.tb)
             lr = self.lr()
             scale = lr / self.batch
@@ -168,9 +202,9 @@ class Trainer:
             self.step += 1
             if progress is not None:
                 progress.update(1)
-        diverged = not all(bool(torch.isfinite(w).all()) for w in net.W)
+        finite = all(bool(torch.isfinite(w).all()) for w in net.W)
         loss_sum, correct = scores.totals(self.y_train_t[order[:seen]])
-        return loss_sum / max(seen, 1), correct / max(seen, 1), diverged
+        return loss_sum / max(seen, 1), correct / max(seen, 1), "" if finite else "non-finite weights (NaN/inf)"
 
     def _apply(self, k: int, g: torch.Tensor, gb: torch.Tensor, scale: float, mom: float) -> None:
         """W += scale * g (with momentum: the velocity), b likewise; stored weights in a number
@@ -225,10 +259,12 @@ class Trainer:
             self.epoch += 1
             if diverged:
                 rec = EpochRecord(self.epoch, float("nan"), train_acc, float("nan"), float("nan"), self.lr(),
-                                  seconds, "diverged")
+                                  seconds, "diverged", diverged)
             else:
                 test_loss, test_acc = self.evaluate("test")
-                rec = EpochRecord(self.epoch, train_loss, train_acc, test_loss, test_acc, self.lr(), seconds)
+                diverged = blow_up_reason(train_loss, test_loss, train_acc, test_acc, self.n_classes)
+                rec = EpochRecord(self.epoch, train_loss, train_acc, test_loss, test_acc, self.lr(), seconds,
+                                  "diverged" if diverged else "ok", diverged)
             if on_epoch is not None:
                 on_epoch(rec, self)
             yield rec

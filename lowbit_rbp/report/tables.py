@@ -205,7 +205,14 @@ def markdown_table(groups: list[Group], results: list[RunRecord], columns=("labe
         cells = [_fmt(g.column(c)) for c in columns] + [_acc(g), str(len(g.seeds)), str(g.diverged)] + \
             [_fmt(g.cost_of(k)) for k in has_cost]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + diverged_notes(groups))
+
+
+def diverged_notes(groups: list[Group]) -> list[str]:
+    """Why each diverged run of ``groups`` diverged (its epoch and reason), under the table that counts them."""
+    notes = [f"- {g.label}, seed {r.seed}, epoch {r.epochs_done}: {r.diverged_reason}"
+             for g in groups for r in g.runs if r.status == "diverged"]
+    return ["", "Diverged runs (not in the means; rule: lowbit_rbp/learning/trainer.py):", *notes] if notes else []
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:

@@ -3,6 +3,7 @@
 
     lowbit-rbp sweep lowbit_rbp/sweeps/mnist_table1.toml --store results/sweeps.db --workers 2
     lowbit-rbp sweep SWEEP.toml --executor dask --scheduler tcp://127.0.0.1:8786
+    lowbit-rbp sweep SWEEP.toml --reclaim     # take over runs left 'running' by a host that went away
     lowbit-rbp reproduce foundation --epochs 20 --seeds 0,1,2 --workers 2    # a named sweep + its report
     lowbit-rbp report --store results/sweeps.db --out reports/sweeps --budget energy_pj=5e5 --budget wires=2e4
 
@@ -14,6 +15,7 @@ with the Pareto front. The store is opened read-only, so a report can be made wh
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import ConfigError, bad_value
@@ -27,15 +29,57 @@ def cmd_sweep(args) -> int:
     sw = load_sweep(args.sweep)
     if args.executor == "local" and args.scheduler:
         raise ConfigError("--scheduler is for --executor dask")
+    if args.scheduler:
+        check_scheduler(args.scheduler)
+    runtime = Runtime.from_args(args)
     print(f"sweep {sw.name}: {len(sw.runs)} runs -> {args.store}", file=sys.stderr)
-    s = run_sweep(sw, args.store, runtime=Runtime.from_args(args), executor=args.executor,
-                  scheduler=args.scheduler, progress=not args.quiet)
+    if args.executor == "local":
+        note = thread_note(args.store, sw, runtime.per_worker(os.cpu_count() or 1).threads)
+        if note:
+            print(note, file=sys.stderr)
+    s = run_sweep(sw, args.store, runtime=runtime, executor=args.executor,
+                  scheduler=args.scheduler, progress=not args.quiet, reclaim=args.reclaim)
     div = sum(v == "diverged" for v in s.ran.values())
     print(f"ran {len(s.ran)} ({div} diverged, {len(s.failed)} failed), skipped {len(s.skipped)} already done, "
           f"{len(s.busy)} held by another sweep")
     if s.failed:
-        print(f"failed runs (see runs.error in {args.store}): {', '.join(s.failed)}", file=sys.stderr)
-    return 1 if s.failed else 0
+        print(f"failed runs (see runs.error in {args.store}; a rerun retrains them): {', '.join(s.failed)}",
+              file=sys.stderr)
+    if s.busy:
+        print(f"{len(s.busy)} run(s) held by another sweep are not done yet; rerun when it ends, or with --reclaim "
+              "if its host went away", file=sys.stderr)
+    return 1 if s.failed or s.busy else 0
+
+
+def thread_note(store_path, sweep, threads: int) -> str:
+    """A note when runs of ``sweep`` already done in the store were trained on another thread count
+    than the next ones will be (results differ in the last digits: README "Results and threads")."""
+    from pathlib import Path
+    from .store import Store
+    if not Path(store_path).is_file() or not Path(store_path).stat().st_size:
+        return ""
+    st = Store.read_only(store_path)
+    try:
+        hashes = {r.config.config_hash() for r in sweep.runs}
+        counts = {r.machine.get("torch_threads") for r in st.runs() if r.done and r.config_hash in hashes}
+    finally:
+        st.close()
+    other = sorted(c for c in counts if c is not None and c != threads)
+    if not other:
+        return ""
+    return (f"note: runs of this sweep already done were trained on {', '.join(map(str, other))} thread(s) per "
+            f"process, the next ones on {threads}: results differ in the last digits (each run keeps its own "
+            f"count, recorded with it); --threads {other[0]} keeps them alike")
+
+
+def check_scheduler(address: str) -> None:
+    """A Dask scheduler address: [tcp://]HOST:PORT with PORT in 1..65535 (one line instead of the
+    client's own error deep in its connection code)."""
+    rest = address.split("://", 1)[-1]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise bad_value("--scheduler", address, "a Dask scheduler address tcp://HOST:PORT with PORT 1-65535, "
+                        "e.g. tcp://127.0.0.1:8786")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -150,8 +194,10 @@ def _parse_plan(text):
 def cmd_report(args) -> int:
     from pathlib import Path
     from ..report.sweep_report import write_report
+    from .store import Store
     if not Path(args.store).is_file():
         raise ConfigError(f"results store {args.store!r} does not exist; run `lowbit-rbp sweep` first")
+    Store.read_only(args.store).close()    # not a store: refused before anything is written
     limits = _parse_budget(args.budget)
     plan = _parse_plan(args.cheapest)
     command = " ".join(["lowbit-rbp report", "--store", args.store, "--out", args.out,
@@ -173,6 +219,10 @@ def register(subparsers) -> None:
     Runtime.add_flags(p, workers=True)
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
+    from .store import RECLAIM_AFTER, STALE_AFTER
+    p.add_argument("--reclaim", action="store_true", help="first take over the runs left 'running' by an owner "
+                   f"whose heartbeat stopped {RECLAIM_AFTER:g} s ago (a host that went away); without it: after "
+                   f"{STALE_AFTER:g} s")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 

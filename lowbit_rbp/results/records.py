@@ -69,6 +69,14 @@ class RunRecord:
         return self.epochs[-1] if self.epochs else None
 
     @property
+    def diverged_reason(self) -> str:
+        """Why a diverged run diverged: its last epoch's reason (``lowbit_rbp.learning.trainer``: the
+        rule); runs recorded before reasons were kept diverged on NaN/inf, the one rule then."""
+        if self.status != "diverged":
+            return ""
+        return (self.final.reason if self.final else "") or "non-finite loss or weights (NaN/inf)"
+
+    @property
     def test_acc(self) -> float | None:
         return self.final.test_acc if self.final else None
 

@@ -6,18 +6,26 @@ transaction, so several sweeps (processes, Dask workers) can write the same stor
 Run life cycle (``runs.status``): ``pending`` -> ``running`` -> ``finished`` | ``diverged`` | ``failed``.
 
 * A worker *claims* a run before training it (one transaction). A run already ``finished`` or
-  ``diverged`` is skipped. A run ``running`` under a live owner (another sweep on this machine
-  whose process still exists, or any owner whose heartbeat is younger than ``stale_after``
-  seconds) is left to that owner. Otherwise (pending, failed, or running under a dead owner: a
-  killed sweep) the claim restarts it **from scratch**: its old epoch rows are deleted in the
-  same transaction that marks it running. Training is deterministic per seed, so a restarted
-  run gives the same epochs an uninterrupted one would; no checkpoints are kept.
-* Each finished epoch is written as it finishes (with a heartbeat); a write from a worker that
-  no longer owns the run is refused (``StoreError``).
+  ``diverged`` is skipped. A run ``running`` under a live owner (its heartbeat is younger than
+  ``stale_after`` seconds, default ``STALE_AFTER`` = 10 minutes, and, on this machine, its
+  process still exists) is left to that owner. Otherwise (pending, failed, or running under a
+  dead owner: a killed sweep) the claim restarts it **from scratch**: its old epoch rows are
+  deleted in the same transaction that marks it running. Training is deterministic per seed, so
+  a restarted run gives the same epochs an uninterrupted one would; no checkpoints are kept.
+* Each finished epoch is written as it finishes; a write from a worker that no longer owns the
+  run is refused (``StoreError``). While a run trains, a thread of its worker refreshes its
+  heartbeat every ``HEARTBEAT_SECONDS`` (``Store.heartbeat``), also during long epochs, so an owner
+  on another host that went away (its heartbeat stopped) loses its runs after ``stale_after``;
+  ``reclaim`` takes them over sooner (``lowbit-rbp sweep --reclaim``: after ``RECLAIM_AFTER``).
+* A worker process that died (killed, out of memory) while training a run has the run marked
+  ``failed`` by its sweep (``fail_runs_of``); the next sweep retrains it.
 * The final status is set in one transaction, with ``finished`` time.
 
 Readers get typed records (``lowbit_rbp.results.records``). ``Store.read_only(path)`` opens a
 store without ever writing to it (reports, while a sweep writes the same file).
+
+A file that is not a results store (not SQLite, or an SQLite database with tables but no store
+``meta``) is refused before anything is written to it; an empty file or a new path becomes one.
 """
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -34,9 +43,14 @@ from urllib.parse import quote
 
 from ..core.config import from_stored
 from ..errors import LowbitError
+from ..oserror import os_error_line
 from .records import DONE, EPOCH_FIELDS, EpochRecord, RunRecord
 
 SCHEMA_VERSION = 1
+HEARTBEAT_SECONDS = 30.0        # a training run's heartbeat period (Store.heartbeat)
+STALE_AFTER = 600.0             # a running run whose heartbeat is older is taken over by the next claim
+RECLAIM_AFTER = 3 * HEARTBEAT_SECONDS   # lowbit-rbp sweep --reclaim: three missed heartbeats
+SQLITE_MAGIC = b"SQLite format 3\x00"
 STATUSES = ("pending", "running", "finished", "diverged", "failed")
 
 _SCHEMA = """
@@ -63,6 +77,8 @@ CREATE TABLE IF NOT EXISTS epochs (
     PRIMARY KEY (config_hash, epoch)
 );
 """
+# Columns added since schema version 1 (readers of version 1 ignore them): (table, column, type).
+_ADDED_COLUMNS = (("epochs", "reason", "TEXT"),)
 
 
 class StoreError(LowbitError):
@@ -78,30 +94,88 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _owner_pid(owner: str | None) -> int | None:
+    """The process id of an owner of this host, else None."""
+    host, _, rest = (owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
+
+
+def check_is_store(path: Path) -> None:
+    """Refuse a file that is not a results store, reading it only: not an SQLite file, or an SQLite
+    database that has tables but no store ``meta`` (another program's). A missing or empty file passes."""
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"results store {str(path)!r}: {exc.strerror or exc}") from None
+    if head != SQLITE_MAGIC:
+        raise StoreError(f"results store {str(path)!r} is not a usable SQLite store: not an SQLite file; "
+                         "choose another --store")
+    # Without a -wal file nobody has the database open in WAL mode and the file holds all of it:
+    # read it as immutable, which creates no -wal/-shm files beside another program's database.
+    idle = not Path(str(path) + "-wal").exists()
+    try:
+        con = sqlite3.connect("file:" + quote(str(path.resolve())) + "?mode=ro" + ("&immutable=1" if idle else ""),
+                              uri=True, timeout=60.0)
+    except sqlite3.Error as exc:
+        raise StoreError(f"results store {str(path)!r} cannot be opened: {exc}") from None
+    try:
+        tables = sorted(r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+        ours = "meta" in tables and con.execute("SELECT 1 FROM meta WHERE key='schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"results store {str(path)!r} is not a usable SQLite store: {exc}") from None
+    finally:
+        con.close()
+    if tables and not ours:
+        raise StoreError(f"{str(path)!r} is an SQLite database of another program (tables: {', '.join(tables)}), "
+                         "not a lowbit-rbp results store; it was left unchanged; choose another --store")
+
+
 def _owner_alive(owner: str | None, heartbeat: float | None, stale_after: float) -> bool:
+    """An owner is alive while its heartbeat is younger than ``stale_after`` seconds and, if it is
+    a process of this host, that process exists (a pid may be reused: the heartbeat decides then)."""
     if not owner:
         return False
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        # The pid exists; it may be reused, so fall through to the heartbeat as well.
+    pid = _owner_pid(owner)
+    if pid is not None and not _process_alive(pid):
+        return False
     return heartbeat is not None and time.time() - heartbeat < stale_after
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs: it exists and is not a zombie (a killed worker
+    stays one until something reaps it, which a container's init may do late)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # it exists, as another user's process
+        pass
+    if not Path("/proc/self/stat").exists():   # not Linux: kill() has answered
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:           # it ended meanwhile
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 class Store:
     """A results store at ``path`` (created if missing). Use as a context manager or call ``close``."""
 
-    def __init__(self, path, *, timeout: float = 120.0, stale_after: float = 6 * 3600.0):
+    def __init__(self, path, *, timeout: float = 120.0, stale_after: float = STALE_AFTER):
         self.path = Path(path)
         self.stale_after = stale_after
-        if self.path.parent and not self.path.parent.exists():
+        self.timeout = timeout
+        check_is_store(self.path)
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"results store {str(self.path)!r}: cannot create its folder: "
+                             f"{os_error_line(exc)}") from None
         try:
             self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
@@ -143,6 +217,9 @@ class Store:
                     c.execute(stmt)
             if version is None:
                 c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            for table, column, kind in _ADDED_COLUMNS:
+                if column not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def schema_version(self) -> int:
         return int(self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
@@ -210,6 +287,59 @@ class Store:
             c.execute("UPDATE runs SET status=?, finished=?, error=?, heartbeat=? WHERE config_hash=?",
                       (status, _now(), error, time.time(), config_hash))
 
+    @contextmanager
+    def heartbeat(self, config_hash: str, owner: str, every: float | None = None):
+        """Refresh the heartbeat of a run this owner holds every ``every`` seconds (default
+        ``HEARTBEAT_SECONDS``) while the block runs (a thread with its own connection), so a long
+        epoch does not look like a dead owner."""
+        every = HEARTBEAT_SECONDS if every is None else every
+        stop = threading.Event()
+
+        def beat():
+            # Autocommit: each beat is its own transaction, and a failed one leaves none open.
+            con = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+            try:
+                while not stop.wait(every):
+                    try:
+                        con.execute("UPDATE runs SET heartbeat=? WHERE config_hash=? AND owner=? AND status='running'",
+                                    (time.time(), config_hash, owner))
+                    except sqlite3.OperationalError:   # busy past the timeout: the next beat tries again
+                        continue
+            finally:
+                con.close()
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{config_hash[:8]}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def reclaim(self, stale_after: float = RECLAIM_AFTER) -> list[str]:
+        """Mark ``failed`` (so the next claim retrains them) the runs ``running`` under an owner that
+        is not alive by ``stale_after`` (a dead process here, or no heartbeat for ``stale_after``
+        seconds); returns their config hashes."""
+        taken = []
+        with self.transaction() as c:
+            for row in c.execute("SELECT config_hash, owner, heartbeat FROM runs WHERE status='running'").fetchall():
+                if not _owner_alive(row["owner"], row["heartbeat"], stale_after):
+                    age = "never" if row["heartbeat"] is None else f"{time.time() - row['heartbeat']:.0f} s ago"
+                    c.execute("UPDATE runs SET status='failed', finished=?, error=? WHERE config_hash=?",
+                              (_now(), f"reclaimed: owner {row['owner']} last heartbeat {age}", row["config_hash"]))
+                    taken.append(row["config_hash"])
+        return taken
+
+    def fail_runs_of(self, pid: int, error: str) -> list[str]:
+        """Mark ``failed`` with ``error`` the runs still ``running`` under a process ``pid`` of this
+        host (a sweep's worker that died); returns their config hashes."""
+        with self.transaction() as c:
+            rows = c.execute("SELECT config_hash, owner FROM runs WHERE status='running'").fetchall()
+            hashes = [r["config_hash"] for r in rows if _owner_pid(r["owner"]) == pid]
+            for h in hashes:
+                c.execute("UPDATE runs SET status='failed', finished=?, error=? WHERE config_hash=?", (_now(), error, h))
+        return hashes
+
     # --- reading ------------------------------------------------------------------------------
     @classmethod
     def read_only(cls, path) -> "Store":
@@ -219,6 +349,7 @@ class Store:
         self.path = Path(path)
         if not self.path.is_file():
             raise StoreError(f"results store {str(self.path)!r} does not exist")
+        check_is_store(self.path)
         uri = "file:" + quote(str(self.path.resolve())) + "?mode=ro"
         try:
             self.conn = sqlite3.connect(uri, uri=True, timeout=60.0)
@@ -237,7 +368,7 @@ class Store:
         q = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY config_hash"
         epochs: dict[str, list[EpochRecord]] = {}
         for r in self.conn.execute("SELECT * FROM epochs ORDER BY config_hash, epoch"):
-            epochs.setdefault(r["config_hash"], []).append(EpochRecord.from_dict(dict(r)))
+            epochs.setdefault(r["config_hash"], []).append(_epoch(r))
         return [self._record(dict(r), epochs.get(r["config_hash"], []))
                 for r in self.conn.execute(q, (status,) if status else ())]
 
@@ -247,7 +378,7 @@ class Store:
 
     def epochs(self, config_hash: str) -> list[EpochRecord]:
         rows = self.conn.execute("SELECT * FROM epochs WHERE config_hash=? ORDER BY epoch", (config_hash,))
-        return [EpochRecord.from_dict(dict(r)) for r in rows]
+        return [_epoch(r) for r in rows]
 
     def done_hashes(self) -> set[str]:
         """Config hashes of the runs finished or diverged (nothing left to train)."""
@@ -269,3 +400,10 @@ class Store:
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _epoch(row) -> EpochRecord:
+    """An epoch row as a record (a store of schema 1 before ``reason`` was added has none)."""
+    d = dict(row)
+    d["reason"] = d.get("reason") or ""
+    return EpochRecord.from_dict(d)

@@ -31,6 +31,7 @@ import copy
 import itertools
 import json
 import os
+import sqlite3
 import subprocess
 import traceback
 from dataclasses import dataclass, field
@@ -278,7 +279,7 @@ def run_one(store_path: str, cfg_dict: dict, tags: dict | None = None, data=None
     """Train one run into the store at ``store_path`` under ``runtime`` (applied to this process);
     returns (config_hash, outcome) with outcome finished | diverged | failed | done (already done:
     skipped) | busy (another sweep has it)."""
-    from .store import Store, new_owner
+    from .store import Store, StoreError, new_owner
     from ..learning.trainer import Trainer, machine_info
     runtime = (runtime or Runtime()).apply()
     cfg = from_stored(cfg_dict)
@@ -292,20 +293,20 @@ def run_one(store_path: str, cfg_dict: dict, tags: dict | None = None, data=None
             data_obj = _load_data(data, cfg)
             trainer = Trainer(cfg, data_obj, runtime)
             status = "finished"
-            for rec in trainer.run(progress=False):
-                store.record_epoch(h, owner, rec)
-                if rec.status == "diverged":
-                    status = "diverged"
+            with store.heartbeat(h, owner):
+                for rec in trainer.run(progress=False):
+                    store.record_epoch(h, owner, rec)
+                    if rec.status == "diverged":
+                        status = "diverged"
             store.finish(h, owner, status)
             return h, status
-        except Exception as exc:  # recorded as failed; the sweep goes on
-            from .store import StoreError
-            if isinstance(exc, StoreError):
-                return h, "busy"
+        except StoreError:   # another sweep took the run over
+            return h, "busy"
+        except Exception as exc:  # any failure of this one run is recorded; the sweep goes on (not Ctrl-C/exit)
             err = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             try:
                 store.finish(h, owner, "failed", error=err + "\n" + traceback.format_exc()[-4000:])
-            except Exception:
+            except (StoreError, sqlite3.Error):   # lost the run or the store meanwhile: the next claim redoes it
                 pass
             return h, "failed"
 
@@ -324,29 +325,27 @@ def code_version() -> str:
             return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
+    from importlib.metadata import PackageNotFoundError, version
     try:
-        from importlib.metadata import version
         return "lowbit-rbp " + version("lowbit-rbp")
-    except Exception:
+    except PackageNotFoundError:
         return "unknown"
-
-
-def _init_worker(runtime: Runtime) -> None:
-    runtime.apply()
 
 
 # --- executors --------------------------------------------------------------------------------
 def run_sweep(sweep, store_path, *, runtime: Runtime | None = None, executor: str = "local", scheduler=None,
-              client=None, data=None, progress: bool = True) -> SweepSummary:
+              client=None, data=None, progress: bool = True, reclaim: bool = False) -> SweepSummary:
     """Train every run of ``sweep`` (a Sweep, a path to a sweep file, or a list of RunConfigs) not yet
     done in the store at ``store_path``.
 
     ``executor="local"``: ``runtime.workers`` spawned processes (1: in this process), each with
-    ``runtime.threads`` torch threads (default ``cpu_count // workers``, so workers*threads <= cores).
+    ``runtime.threads`` torch threads (default ``cpu_count // workers``, so workers*threads <= cores),
+    tied to this process's life (``lowbit_rbp.results.workers``).
     ``executor="dask"``: ``client`` (a ``distributed.Client``), else ``scheduler`` (an address
     string or a cluster object such as a ``LocalCluster``); each task runs ``run_one`` on a worker
     with 1 torch thread unless ``runtime.threads`` says otherwise. ``data``: see ``_load_data``;
-    must be picklable (a string spec travels best).
+    must be picklable (a string spec travels best). ``reclaim``: first take over the runs left
+    ``running`` by owners silent for ``store.RECLAIM_AFTER`` seconds (``Store.reclaim``).
     """
     from tqdm.auto import tqdm
     from .store import Store
@@ -362,6 +361,8 @@ def run_sweep(sweep, store_path, *, runtime: Runtime | None = None, executor: st
     with Store(store_path) as store:   # creates the file and schema once, checks the version
         for r in sweep.runs:
             store.add_pending(r.config, r.tags)
+        if reclaim:
+            store.reclaim()
         done = store.done_hashes()
     # Seed-major: every row's first seed before any row's second, so a sweep stopped part-way
     # still covers the whole grid.
@@ -393,20 +394,11 @@ def run_sweep(sweep, store_path, *, runtime: Runtime | None = None, executor: st
             for job in jobs:
                 note(run_one(*job))
         else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-            with ProcessPoolExecutor(runtime.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                     initargs=(worker_runtime,)) as pool:
-                futs = [pool.submit(run_one, *job) for job in jobs]
-                try:
-                    for f in as_completed(futs):
-                        note(f.result())
-                except KeyboardInterrupt:
-                    # Queued runs must not start while the pool winds down; the running ones were
-                    # interrupted too (the terminal signals the whole process group) and stay
-                    # 'running' in the store, to be redone by the next sweep.
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+            from ..core.runtime import check_backend
+            from .workers import run_local
+            check_backend(runtime.backend)   # here, once, rather than in every worker
+            run_local([(r.config.config_hash(), job) for r, job in zip(todo, jobs)], run_one, runtime.workers,
+                      store_path, note)
     else:
         from distributed import Client, as_completed
         own = None

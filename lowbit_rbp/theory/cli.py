@@ -9,23 +9,46 @@ Used by the main CLI as ``from lowbit_rbp.theory.cli import register; register(s
     theory check        [--L 2 --c1 1 --alpha 1 --beta 1 --a0 0.2 -0.5 --t-end 100]   (prints the end point)
     theory all          --out-dir reports/ [--seed 0]    (all figures + theory.md)
 
-Bad values (c1 = 0, beta <= 0, L < 2, eta <= 0, ...) print one line naming the value and what is
-allowed, and exit with status 2.
+Bad values (c1 = 0, beta <= 0, L < 2, eta <= 0, ...), sizes past ``LIMITS`` (what a figure or a
+check can use; a --grid of 100000 would allocate 74.5 GiB per array) and output paths that cannot
+be written print one line naming the value or path, and exit with status 2.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-__all__ = ["register", "main"]
+__all__ = ["register", "main", "LIMITS"]
+
+# Upper bounds of the size arguments: far above what the figures need, far below what exhausts a
+# machine's memory or time (float64 arrays: grid^2 arrows; runs x 201 recorded steps x L weights).
+LIMITS = {
+    "grid": (400, "arrows per axis: 160,000 arrows, more than a figure can show"),
+    "runs": (20_000, "SGD runs: 20,000 x 201 recorded steps x 2 weights = 64 MB"),
+    "steps": (10_000_000, "SGD steps per run"),
+    "L": (200, "forward weights of a chain: its Jacobian is L x L, integrated to a tolerance of 1e-10"),
+    "t_end": (1e6, "end time of an integration"),
+}
+
+
+def check_limit(name: str, value) -> None:
+    """``value`` of the ``--name`` argument must not exceed ``LIMITS[name]``."""
+    from ..errors import bad_value
+    limit, why = LIMITS[name]
+    if value is not None and value > limit:
+        raise bad_value(f"--{name.replace('_', '-')}", value, f"at most {limit:,g} ({why})")
 
 
 def _run(fn):
     def wrapped(args) -> int:
+        from ..oserror import os_error_line
         try:
             return int(fn(args) or 0)
         except ValueError as e:  # includes lowbit_rbp.errors.ConfigError
             print(f"lowbit-rbp theory: error: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:     # an output path that cannot be written
+            print(f"lowbit-rbp theory: error: {os_error_line(e)}", file=sys.stderr)
             return 2
     return wrapped
 
@@ -34,6 +57,7 @@ def _cmd_field(args) -> int:
     from .odes import Linear111
     from .plots import plot_field_111
 
+    check_limit("grid", args.grid)
     Linear111(c1=args.c1, alpha=args.alpha, beta=args.beta)  # validates before any plotting
     out = plot_field_111(args.out, c1=args.c1, alpha=args.alpha, beta=args.beta, lim=args.lim, grid=args.grid)
     print(f"wrote {out}")
@@ -43,6 +67,7 @@ def _cmd_field(args) -> int:
 def _cmd_trajectories(args) -> int:
     from .plots import plot_trajectories
 
+    check_limit("t_end", args.t_end)
     out = plot_trajectories(args.out, seed=args.seed, t_end=args.t_end)
     print(f"wrote {out}")
     return 0
@@ -55,6 +80,8 @@ def _cmd_sgd(args) -> int:
     _positive("eta (learning rate)", args.eta)
     _positive("steps", args.steps, integer=True)
     _positive("runs", args.runs, integer=True)
+    check_limit("steps", args.steps)
+    check_limit("runs", args.runs)
     if not args.noise >= 0:
         from ..errors import bad_value
         raise bad_value("noise", args.noise, "a finite number >= 0")
@@ -72,6 +99,8 @@ def _cmd_check(args) -> int:
     from .odes import Chain, check_length
 
     L = check_length(args.L)
+    check_limit("L", L)
+    check_limit("t_end", args.t_end)
     fb = args.feedback if args.feedback is not None else [args.c1] + [1.0] * (L - 2)
     if len(fb) != L - 1:
         raise bad_value("--feedback (number of values)", len(fb), f"L - 1 = {L - 1}")

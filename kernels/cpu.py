@@ -682,11 +682,20 @@ def tanh_fprime_mul_flat(r, o):
 # and a serial twin for small calls; both run the same ``register_jitable`` loops.
 
 @register_jitable
+def wrap_code(k, PA):
+    """An integer code k (float64) modulo 2^word, into [int_min, int_max]: ``reference._wrap_codes``.
+    Exact for every k: k / span and the floor are exact, and k - span * floor(k / span) is a
+    representable number in [0, span) (0 once k is a multiple of span)."""
+    m = k - PA[11] * ffloor(k / PA[11])
+    return m - PA[11] if m > PA[10] else m
+
+
+@register_jitable
 def acc_in(y, PA):
     """Accumulator code of an exact scaled value ``y = v * 2^frac``: rounded half to even; with
     wrap, reduced into the range first (the sum modulo 2^word is unchanged, the add stays exact)."""
     k = frint(y)
-    return overflow(k, PA) if PA[6] != 0.0 else k
+    return wrap_code(k, PA) if PA[6] != 0.0 else k
 
 
 @register_jitable

@@ -460,8 +460,8 @@ def tanh_fprime_mul(r, o) -> np.ndarray:
 #   code k = rint(p * 2^frac) (round half to even). When R's and B's formats pass
 #   ``check_accumulator_holds`` no product needs rounding; the rounding only defines what the
 #   kernels do otherwise, so they never fail mid-run. A's own ``rounding`` field is not used.
-#   With ``overflow="wrap"`` k is first reduced into A's range (mod 2^word: the same sum modulo
-#   2^word, and every add below stays exact in float64).
+#   With ``overflow="wrap"`` k is first reduced into A's range (mod 2^word, exactly: the same sum
+#   modulo 2^word, and every add below stays exact in float64).
 # * Adds. code <- overflow(code + k) after every add, senders in ascending order; the running code
 #   starts at 0. Saturation makes the order observable (+max, +1, -1 ends at max - 1; saturating
 #   only at the end would give max); wrap-around is arithmetic modulo 2^word, so with wrap the
@@ -488,11 +488,20 @@ def require_accumulator(acc, what: str):
     return acc
 
 
+def _wrap_codes(k: np.ndarray, A) -> np.ndarray:
+    """Integer codes k (float64) modulo 2^word, into [int_min, int_max]; exact for every k
+    (``np.mod`` by a power of two is), even where k - int_min would round in float64."""
+    span = 2.0 ** A.word
+    with np.errstate(invalid="ignore"):
+        m = np.mod(k, span)
+    return np.where(m > A.int_max, m - span, m)
+
+
 def _acc_codes(y: np.ndarray, A) -> np.ndarray:
     """Accumulator codes (float64) of exact scaled values ``y = value * 2^frac``: rounded half to
     even (``np.rint``); with wrap, reduced into A's range so that the next add is exact."""
     k = np.rint(y)
-    return _overflow(k, A) if A.overflow == "wrap" else k
+    return _wrap_codes(k, A) if A.overflow == "wrap" else k
 
 
 def fixed_product(R, B, acc) -> np.ndarray:
@@ -528,7 +537,7 @@ def check_signs(signs, nnz: int, what: str):
                          f"so signs needs shape ({nnz},)")
     if s.size and not np.all((s == 1) | (s == -1)):
         bad = s[(s != 1) & (s != -1)]
-        raise ValueError(f"{what}: signs holds {bad[0]!r}; allowed: -1 or +1 per entry (the zeros of a "
+        raise ValueError(f"{what}: signs holds {bad[0].item()!r}; allowed: -1 or +1 per entry (the zeros of a "
                          f"ternary matrix are left out of the index lists)")
     return s.astype(np.int8)
 
@@ -598,9 +607,9 @@ def _log_levels(fmt) -> np.ndarray:
 def _value_grid(fmt, role: str):
     """``(frac_bits, vmin, vmax)`` of the values a format produces: every one is a multiple of
     2^-frac_bits and lies in [vmin, vmax] (both ends attained)."""
-    if fmt == BINARY:
+    if role == "B" and fmt == BINARY:
         return 0, 0.0, 1.0
-    if fmt == TERNARY:
+    if role == "B" and fmt == TERNARY:
         return 0, -1.0, 1.0
     kind = getattr(fmt, "kind", None)
     if kind == "fixed":

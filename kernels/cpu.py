@@ -753,18 +753,25 @@ NO_SIGNS = np.zeros(0, np.int8)
 @register_jitable
 def sparse_codes(R, PA):
     """The addends of the sparse products, transposed to (sender, batch): the accumulator code of
-    R[b, s] (``acc_in``) for a fixed PA, else R[b, s] in float64."""
+    R[b, s] (``acc_in``; saturating: ``np.rint``, see ``fixed_product_rows``) for a fixed PA, else
+    R[b, s] in float64."""
     NB, NS = R.shape
     fixed = PA[0] == 2.0
+    wrap = fixed and PA[6] != 0.0
+    sin = PA[7] if fixed else 1.0
     codes = np.empty((NS, NB), np.float64)
-    for s in range(NS):
-        row = codes[s]
-        if fixed:
-            for b in range(NB):
-                row[b] = acc_in(np.float64(R[b, s]) * PA[7], PA)
-        else:
-            for b in range(NB):
-                row[b] = np.float64(R[b, s])
+    for b in range(NB):
+        for s in range(NS):
+            codes[s, b] = np.float64(R[b, s]) * sin
+    if fixed:
+        for s in range(NS):
+            row = codes[s]
+            if wrap:
+                for b in range(NB):
+                    row[b] = acc_in(row[b], PA)
+            else:                                   # acc_in's rounding, as one SIMD instruction
+                for b in range(NB):
+                    row[b] = np.rint(row[b])
     return codes
 
 

@@ -679,6 +679,7 @@ def fixed_product(R, B, acc, *, out=None, backend: str = "numpy"):
     R (batch, S) and B (S, N) are float32 values on grids; each product is exact in float64 and
     enters as its accumulator code, rounded half to even if it is finer than the LSB (never, once
     ``check_accumulator_holds`` passed); zero R[b, s] are skipped. See ``reference.fixed_product``.
+    ``out`` (float32, (batch, N)) must not share memory with R or B.
     """
     if backend == "numba" or backend == "auto":
         flats = _fast_cpu((R, B), out)

@@ -500,3 +500,18 @@ def test_scale_round_and_lut_shape_errors():
 def test_ternary_lists_need_one_magnitude():
     with pytest.raises(ValueError, match="distinct non-zero values"):
         dispatch.ternary_to_index_lists(np.array([[0.5, -0.25]], np.float32))
+
+
+def test_channel_kernels_compile_nothing_at_import():
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys; import kernels.dispatch, kernels.cpu as c;"
+            "assert 'numba.cuda' not in sys.modules, 'numba.cuda imported';"
+            "ks=[c.fixed_product, c.fixed_product_serial, c.fixed_sparse_product, c.fixed_sparse_product_serial,"
+            " c.sparse_product_serial, c.fprime_lut_span, c.fprime_lut_flat, c.fixed_scale_round,"
+            " c.fixed_scale_round_serial];"
+            "assert all(not k.signatures for k in ks), 'compiled at import'; print('lazy')")
+    res = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "lazy" in res.stdout, res.stderr

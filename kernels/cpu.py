@@ -829,33 +829,34 @@ def fixed_sparse_product_serial(R, indptr, indices, signs, PA, oscale, out):
 
 
 @register_jitable
-def lut_value(o, values, lo, per_bin, last):
-    """f' of one float32 forward output from the table ``values``: bin floor((o - lo) * per_bin)
-    in float64, clamped to 0..last (``last`` = entries - 1, float64); NaN for NaN."""
+def lut_value(o, values, lo_k, inv_span, k, last):
+    """f' of one float32 forward output from the table ``values``: bin floor((floor(o * k) - lo_k)
+    * inv_span), exact (``reference.fprime_index``), clamped to 0..last (``last`` = k - 1, float64);
+    NaN for NaN. ``(lo_k, inv_span, k)`` = ``FprimeTable.index_params()``."""
     if o != o:
         return np.float32(np.nan)
-    t = ffloor((np.float64(o) - lo) * per_bin)
+    t = ffloor((ffloor(np.float64(o) * k) - lo_k) * inv_span)
     t = 0.0 if t < 0.0 else t
     t = last if t > last else t
     return values[np.int64(t)]
 
 
 @njit(cache=True, nogil=True)
-def fprime_lut_span(o, values, lo, per_bin, out):
+def fprime_lut_span(o, values, lo_k, inv_span, k, out):
     """out[i] = table f' of o[i] (1-D float32)."""
     last = np.float64(values.size - 1)
     for i in range(o.size):
-        out[i] = lut_value(o[i], values, lo, per_bin, last)
+        out[i] = lut_value(o[i], values, lo_k, inv_span, k, last)
 
 
 @njit(parallel=True, cache=True)
-def fprime_lut_flat(o, values, lo, per_bin, out):
+def fprime_lut_flat(o, values, lo_k, inv_span, k, out):
     """``fprime_lut_span`` in parallel over chunks of ``ACTIVATION_CHUNK`` elements."""
     n = o.size
     for t in prange((n + ACTIVATION_CHUNK - 1) // ACTIVATION_CHUNK):
-        lo_i = t * ACTIVATION_CHUNK
-        hi_i = min(n, lo_i + ACTIVATION_CHUNK)
-        fprime_lut_span(o[lo_i:hi_i], values, lo, per_bin, out[lo_i:hi_i])
+        lo = t * ACTIVATION_CHUNK
+        hi = min(n, lo + ACTIVATION_CHUNK)
+        fprime_lut_span(o[lo:hi], values, lo_k, inv_span, k, out[lo:hi])
 
 
 #: ``kernel_mode`` loop variants of a format on float64 inputs (``fixed_scale_round``): the

@@ -124,12 +124,12 @@ def _k_fixed_sparse_product(R, indptr, indices, signs, PA, oscale, out):
         out[b, r] = np.float32(acc * oscale + 0.0)
 
 
-def _k_fprime_lut(o, values, lo, per_bin, out):
+def _k_fprime_lut(o, values, lo_k, inv_span, k, out):
     i = cuda.grid(1)
     stride = cuda.gridsize(1)
     last = np.float64(values.size - 1)
     while i < o.size:
-        out[i] = lut_value(o[i], values, lo, per_bin, last)
+        out[i] = lut_value(o[i], values, lo_k, inv_span, k, last)
         i += stride
 
 
@@ -226,10 +226,10 @@ def fixed_sparse_product(R, indptr, indices, signs, PA, oscale, out, stream=0):
         kernel("fixed_sparse_product")[grid, block, stream](R, indptr, indices, signs, PA, oscale, out)
 
 
-def fprime_lut(o, values, lo, per_bin, out, stream=0):
+def fprime_lut(o, values, lo_k, inv_span, k, out, stream=0):
     if o.size:
         blocks, threads = _launch1(o.size)
-        kernel("fprime_lut")[blocks, threads, stream](o, values, lo, per_bin, out)
+        kernel("fprime_lut")[blocks, threads, stream](o, values, lo_k, inv_span, k, out)
 
 
 def fixed_scale_round(J, fp, P, key, counter, out, stream=0):
@@ -256,7 +256,7 @@ def signatures() -> dict:
         "accumulate_fixed": (f2, P, u, u, f1),
         "fixed_product": (f2, f2, P, f2),
         "fixed_sparse_product": (f2, i1, i1, t.int8[::1], P, t.float64, f2),
-        "fprime_lut": (f1, f1, t.float64, t.float64, f1),
+        "fprime_lut": (f1, f1, t.float64, t.float64, t.float64, f1),
         "fixed_scale_round": (f1, f1, P, u, u, f1),
     }
 

@@ -804,26 +804,27 @@ def _sparse_numba(R, ops, PA, res) -> None:
 
 
 def _table_operands(table):
-    """``(values float32 contiguous, lo, per_bin)`` of an f' table, checked once per table."""
+    """``(values float32 contiguous, (lo_k, inv_span, k))`` of an f' table, checked once per table."""
     def make():
         reference.check_fprime_table(table)
-        return np.ascontiguousarray(table.values, dtype=np.float32), float(table.lo), float(table.per_bin)
+        return np.ascontiguousarray(table.values, dtype=np.float32), table.index_params()
     return _validated(table, None, None, make)
 
 
 def fprime_lut(o, table, *, out=None, backend: str = "numpy"):
-    """f'(S) from the forward output ``o`` by lookup in ``table`` (``fprime_table``): bin
-    floor((o - lo) * per_bin) in float64, clamped to the table; NaN for NaN. float32, o's shape.
-    The table is checked once per object (``_validated``)."""
+    """f'(S) from the forward output ``o`` by lookup in ``table`` (``fprime_table``): the bin of
+    o among the table's uniform bins over [lo, hi], found exactly (``reference.fprime_index``),
+    o outside clamped to the end bins; NaN for NaN. float32, o's shape. The table is checked once
+    per object (``_validated``)."""
     if backend == "numba" or backend == "auto":
         flats = _fast_cpu((o,), out)
         if flats is not None and (out is None or out.shape == o.shape):
-            values, lo, per_bin = _table_operands(table)
+            values, index = _table_operands(table)
             res = flats[1] if out is not None else np.empty(flats[0].size, np.float32)
-            _lut_numba(flats[0], values, lo, per_bin, res)
+            _lut_numba(flats[0], values, index, res)
             return _result(res if out is not None else res.reshape(tuple(o.shape)), o, out)
     be = _backend(backend, o, out)
-    values, lo, per_bin = _table_operands(table)
+    values, index = _table_operands(table)
     shape = tuple(o.shape)
     _check_float32_out(out, shape, "fprime_lut")
     n = int(np.prod(shape))
@@ -832,18 +833,18 @@ def fprime_lut(o, table, *, out=None, backend: str = "numpy"):
         do = d.arr(o, "o")
         res, dres = d.empty(shape)
         if n:
-            d.ck.fprime_lut(do.reshape(n), d.cuda.to_device(values), lo, per_bin, dres.reshape(n), d.stream)
+            d.ck.fprime_lut(do.reshape(n), d.cuda.to_device(values), *index, dres.reshape(n), d.stream)
         return d.finish(res, o, out)
     if be == "numpy":
         return _wrap_like(reference.fprime_lut(_host(o, "o"), table), o, out)
     res, direct = _cpu_out(out, shape)
-    _lut_numba(_cpu_in(o, "o").reshape(-1), values, lo, per_bin, res.reshape(-1))
+    _lut_numba(_cpu_in(o, "o").reshape(-1), values, index, res.reshape(-1))
     return _deliver(res, direct, o, out)
 
 
-def _lut_numba(o, values, lo, per_bin, res) -> None:
+def _lut_numba(o, values, index, res) -> None:
     cpu = _cpu()
-    (cpu.fprime_lut_span if o.size < SERIAL_MAX_QUANTIZE else cpu.fprime_lut_flat)(o, values, lo, per_bin, res)
+    (cpu.fprime_lut_span if o.size < SERIAL_MAX_QUANTIZE else cpu.fprime_lut_flat)(o, values, *index, res)
 
 
 def fixed_scale_round(J, fp, out_fmt, *, seed: int = 0, counter: int = 0, out=None, backend: str = "numpy"):

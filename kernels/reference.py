@@ -561,7 +561,9 @@ def fixed_sparse_product(R, lists: IndexLists, acc, signs=None, *, scale: float 
     ``ternary_to_index_lists``); a receiver with no senders gets 0. Each R value enters as its
     accumulator code (nearest-even, wrap reduced first; negated for sign -1). ``scale`` (default:
     the lists' scale) multiplies the final value in float64: ``float32(code * (2^-frac * scale))``,
-    exact when scale is a power of two and word <= 24.
+    exact when scale is a power of two and word <= 24. The accumulator holds the unscaled sum of
+    R's values, so saturation acts on that sum; the scale is a constant applied to its output (a
+    shift of the binary point for a power of two).
     """
     R = np.asarray(R, dtype=np.float32)
     indptr, indices = np.asarray(lists.indptr, np.int64), np.asarray(lists.indices, np.int64)
@@ -685,7 +687,8 @@ class FprimeTable(NamedTuple):
 
     Bin i covers [lo + i*w, lo + (i+1)*w) with w = (hi - lo) / entries (the last bin includes hi);
     its entry is f' at the bin's centre, quantized to ``fmt``. o below lo (above hi) takes the
-    first (last) bin; NaN gives NaN.
+    first (last) bin; NaN gives NaN. lo and hi are integers with hi - lo a power of two (tanh:
+    [-1, 1], logistic: [0, 1]), so that every float32 o finds its bin exactly (``fprime_index``).
     """
 
     values: np.ndarray   # float32, (entries,)
@@ -694,10 +697,10 @@ class FprimeTable(NamedTuple):
     activation: str
     fmt_spec: str
 
-    @property
-    def per_bin(self) -> float:
-        """Bins per unit of o: the index is floor((o - lo) * per_bin), in float64."""
-        return self.values.size / (self.hi - self.lo)
+    def index_params(self) -> tuple:
+        """``(lo * entries, 1 / (hi - lo), entries)`` as floats: the kernels' indexing constants."""
+        k = float(np.size(self.values))
+        return float(self.lo) * k, 1.0 / (float(self.hi) - float(self.lo)), k
 
 
 def _fprime_of_output(activation: str, o: np.ndarray) -> np.ndarray:
@@ -726,20 +729,30 @@ def fprime_table(activation: str, entries: int, fmt=None) -> FprimeTable:
 
 def check_fprime_table(table, what: str = "fprime_lut") -> None:
     values = getattr(table, "values", None)
-    if values is None or np.ndim(values) != 1 or np.size(values) < 2:
+    if values is None or np.ndim(values) != 1 or not 2 <= np.size(values) <= FPRIME_MAX_ENTRIES:
         size = None if values is None else np.shape(values)
         raise ValueError(f"{what}: f' table has values of shape {size}; allowed: a table from fprime_table "
                          f"with 2..{FPRIME_MAX_ENTRIES} entries")
-    if not (np.isfinite(table.lo) and np.isfinite(table.hi) and table.lo < table.hi):
-        raise ValueError(f"{what}: f' table interval [{table.lo}, {table.hi}]; allowed: finite lo < hi")
+    lo, hi = table.lo, table.hi
+    span = hi - lo if np.isfinite(lo) and np.isfinite(hi) else 0
+    if not (float(lo).is_integer() and float(hi).is_integer() and span >= 1 and math.frexp(span)[0] == 0.5):
+        raise ValueError(f"{what}: f' table interval [{lo}, {hi}]; allowed: integers lo < hi with hi - lo a power "
+                         f"of two (as fprime_table builds)")
 
 
 def fprime_index(o, table: FprimeTable) -> np.ndarray:
-    """int64 bin index of each forward output: floor((o - lo) * per_bin) in float64, clamped to
-    0..entries-1; -1 where o is NaN."""
+    """int64 bin of each forward output: floor((o - lo) * k / (hi - lo)) in exact arithmetic
+    (k entries), clamped to 0..k-1; -1 where o is NaN.
+
+    Computed exactly as floor((floor(o * k) - lo * k) / (hi - lo)): o * k is exact in float64
+    (24 + 17 bits), and floor((floor(x) + c) / s) = floor((x + c) / s) for integers c and s > 0.
+    (The direct (o - lo) * k / (hi - lo) in float64 would round a tiny negative o up across the
+    middle edge of a tanh table.)
+    """
+    lo_k, inv_span, k = table.index_params()
     od = np.asarray(o, dtype=np.float32).astype(np.float64)
     with np.errstate(invalid="ignore"):
-        t = np.clip(np.floor((od - table.lo) * table.per_bin), 0, table.values.size - 1)
+        t = np.clip(np.floor((np.floor(od * k) - lo_k) * inv_span), 0, k - 1)
     t[np.isnan(od)] = -1
     return t.astype(np.int64)
 

@@ -62,7 +62,7 @@ def main() -> int:
               reference.fixed_sparse_product(Rs, lists, A, scale=0.5))
 
     o = np.tanh(rng.normal(0, 1, (4, 5))).astype(np.float32)
-    o.flat[:6] = [-1.0, 1.0, np.nan, 3.0, -0.75, 0.0]
+    o.flat[:8] = [-1.0, 1.0, np.nan, 3.0, -0.75, 0.0, -2.0 ** -60, 1e-45]    # tiny: exact middle bins
     for table in [dispatch.fprime_table("tanh", 8, FixedPoint(8, 7)), dispatch.fprime_table("logistic", 5)]:
         check(f"fprime_lut {table.activation} {table.values.size}", dispatch.fprime_lut(o, table, backend="cuda"),
               reference.fprime_lut(o, table))

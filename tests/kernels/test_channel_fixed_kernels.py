@@ -343,6 +343,18 @@ def test_fprime_lut_indexing_hand_computed():
         assert np.isnan(got[8]) and got[9] == t.values[0] and got[10] == t.values[7]
 
 
+def test_fprime_lut_tiny_outputs_find_their_exact_bin():
+    """-2^-60 lies in the lower middle bin of a tanh table: (o + 1) * k / 2 rounded in float64
+    would be k / 2 exactly (the upper bin); the index is computed exactly instead."""
+    for entries in (2, 3, 8, 1000):
+        t = dispatch.fprime_table("tanh", entries, FixedPoint(8, 7))
+        o = np.array([-2.0 ** -60, 2.0 ** -60, -1e-45, 1e-45, -1 + 2.0 ** -30], np.float32)
+        want = [(entries - 1) // 2, entries // 2, (entries - 1) // 2, entries // 2, 0]
+        assert reference.fprime_index(o, t).tolist() == want
+        for backend in ("numpy", "numba"):
+            check(dispatch.fprime_lut(o, t, backend=backend), t.values[want])
+
+
 @pytest.mark.parametrize("entries", [2, 3, 16, 255, 4096])
 @pytest.mark.parametrize("fmt", [None, FixedPoint(8, 7), LogQuant(1, 3, "clip"), FixedPoint(10, 9, rounding="stochastic")],
                          ids=lambda f: getattr(f, "spec", "float32"))
@@ -380,9 +392,10 @@ def test_fprime_table_bad_activation_and_empty_table():
     for backend in ("numpy", "numba"):
         with pytest.raises(ValueError, match=r"shape \(0,\).*2\.\.65536 entries"):
             dispatch.fprime_lut(np.zeros(3, np.float32), empty, backend=backend)
-    flat = reference.FprimeTable(np.ones(4, np.float32), 1.0, 1.0, "tanh", "float32")
-    with pytest.raises(ValueError, match="finite lo < hi"):
-        dispatch.fprime_lut(np.zeros(3, np.float32), flat, backend="numba")
+    for lo, hi in [(1.0, 1.0), (-1.0, 2.0), (0.0, 0.5), (-np.inf, 1.0)]:
+        bad = reference.FprimeTable(np.ones(4, np.float32), lo, hi, "tanh", "float32")
+        with pytest.raises(ValueError, match=r"interval .*allowed: integers lo < hi with hi - lo a power of two"):
+            dispatch.fprime_lut(np.zeros(3, np.float32), bad, backend="numba")
 
 
 # --- fixed_scale_round --------------------------------------------------------------------------

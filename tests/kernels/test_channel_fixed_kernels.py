@@ -133,10 +133,12 @@ def test_wrap_is_the_exact_sum_modulo_2_word_in_any_order():
 
 
 def test_wrap_of_a_product_far_beyond_2_53_lsbs_is_exact():
-    """A product of 2^60 + 2^10 LSBs (not representable as k - int_min in float64) wraps exactly."""
+    """A product of k = 2^70 + 2^47 LSBs wraps exactly to 0 (k is a multiple of 2^16), then + 3.
+    Reducing k - int_min = k + 2^15 instead would round it to k in float64 (ulp 2^18) and end at
+    int_min + 3."""
     A = FixedPoint(16, 0, overflow="wrap")
-    R = np.array([[2.0 ** 30, 3.0]], np.float32)
-    B = np.array([[2.0 ** 30 + 2.0 ** 7], [1.0]], np.float32)   # (2^60 + 2^37) + 3: mod 2^16 = 3
+    R = np.array([[2.0 ** 40, 3.0]], np.float32)
+    B = np.array([[2.0 ** 30 + 2.0 ** 7], [1.0]], np.float32)
     for backend in ("numpy", "numba"):
         assert float(dispatch.fixed_product(R, B, A, backend=backend)[0, 0]) == 3.0
 
@@ -356,7 +358,8 @@ def test_fprime_lut_tiny_outputs_find_their_exact_bin():
 
 
 @pytest.mark.parametrize("entries", [2, 3, 16, 255, 4096])
-@pytest.mark.parametrize("fmt", [None, FixedPoint(8, 7), LogQuant(1, 3, "clip"), FixedPoint(10, 9, rounding="stochastic")],
+@pytest.mark.parametrize("fmt", [None, FixedPoint(8, 7), LogQuant(1, 3, "clip"),
+                                 FixedPoint(10, 9, rounding="stochastic")],
                          ids=lambda f: getattr(f, "spec", "float32"))
 def test_fprime_lut_numba_equals_reference(entries, fmt):
     rng = np.random.default_rng(entries)

@@ -26,7 +26,8 @@ def test_channel_kernels_are_compiled_by_the_ptx_test():
     KERNELS, each with a signature: the channel kernels must be among them."""
     code = ("from kernels import cuda as ck; import sys; s = ck.signatures();"
             f"names = {sorted(CHANNEL_KERNELS)!r};"
-            "missing = [n for n in names if n not in ck.KERNELS or n not in s]; print(missing); sys.exit(bool(missing))")
+            "missing = [n for n in names if n not in ck.KERNELS or n not in s];"
+            "print(missing); sys.exit(bool(missing))")
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(ROOT)))
     assert res.returncode == 0, res.stdout + res.stderr

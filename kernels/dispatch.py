@@ -593,11 +593,19 @@ FprimeTable = reference.FprimeTable
 fprime_table = reference.fprime_table
 
 #: Below this many terms (batch x senders x receivers, or batch x list entries) the product
-#: kernels run serially (the thread pool's start costs ~4 us, a 100 x 10 x 100 product ~8 us);
+#: kernels run serially (the thread pool's start costs ~4 us, a 100 x 10 x 100 product ~8 us), and
+#: above it too when Numba has one thread;
 #: below ``SERIAL_MAX_QUANTIZE`` elements so do lookup and scale-and-round.
 SERIAL_MAX_PRODUCT = 1 << 18
 
 _VALIDATED: dict = {}
+
+
+def _one_thread() -> bool:
+    """Whether Numba runs one thread (then a parallel kernel only adds its launch cost). Asked
+    only for large calls: the question itself costs ~0.5 us."""
+    import numba
+    return numba.get_num_threads() == 1
 
 
 def _validated(a, b, extra, make):
@@ -712,7 +720,7 @@ def fixed_product(R, B, acc, *, out=None, backend: str = "numpy"):
 
 def _fixed_product_numba(R, B, PA, res) -> None:
     cpu = _cpu()
-    serial = R.shape[0] * R.shape[1] * B.shape[1] < SERIAL_MAX_PRODUCT or R.shape[0] < 2
+    serial = R.shape[0] * R.shape[1] * B.shape[1] < SERIAL_MAX_PRODUCT or R.shape[0] < 2 or _one_thread()
     (cpu.fixed_product_serial if serial else cpu.fixed_product)(R, B, PA, res)
 
 
@@ -795,7 +803,8 @@ def _sparse_numba(R, ops, PA, res) -> None:
     with ``PA[8] * scale``, the reference's ``2^-frac * scale``; a float PA ``sparse_product``."""
     indptr, indices, signs8, scale = ops
     cpu = _cpu()
-    serial = R.shape[0] * (indices.size + indptr.size) < SERIAL_MAX_PRODUCT or indptr.size <= cpu.SPARSE_CHUNK + 1
+    serial = (R.shape[0] * (indices.size + indptr.size) < SERIAL_MAX_PRODUCT or indptr.size <= cpu.SPARSE_CHUNK + 1
+              or _one_thread())
     if PA[0] != 2.0:
         (cpu.sparse_product_serial if serial else cpu.sparse_product)(R, indptr, indices, scale, res)
     else:

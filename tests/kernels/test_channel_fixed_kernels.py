@@ -51,12 +51,18 @@ def test_fixed_product_numba_equals_reference(acc, awkward):
 
 
 def test_fixed_product_parallel_kernel_equals_serial():
-    """Above SERIAL_MAX_PRODUCT the dispatcher takes the prange kernel: same bits."""
+    """Above SERIAL_MAX_PRODUCT (with more than one Numba thread) the dispatcher takes the prange
+    kernel: same bits. The kernel is also called directly, whatever the thread count."""
+    from kernels import cpu
     rng = np.random.default_rng(3)
     R, C = grid_operands(rng, 300, 40, 30)
     assert R.shape[0] * R.shape[1] * C.shape[1] >= dispatch.SERIAL_MAX_PRODUCT
     for acc in (FixedPoint(10, 4), FixedPoint(10, 4, overflow="wrap")):
-        check(dispatch.fixed_product(R, C, acc, backend="numba"), reference.fixed_product(R, C, acc))
+        want = reference.fixed_product(R, C, acc)
+        check(dispatch.fixed_product(R, C, acc, backend="numba"), want)
+        out = np.empty_like(want)
+        cpu.fixed_product(R, C, cpu.format_params(acc), out)
+        check(out, want)
 
 
 def test_fixed_product_torch_in_out_and_strided_inputs():
@@ -211,9 +217,14 @@ def test_fixed_sparse_awkward_values_scale_and_parallel_kernel():
     M = _random_lists(rng, 30, 40, p=0.5) * np.float32(0.25)
     lists = dispatch.binary_to_index_lists(M)
     assert R.shape[0] * (lists.indices.size + lists.indptr.size) >= dispatch.SERIAL_MAX_PRODUCT
+    from kernels import cpu
     for acc in (FixedPoint(12, 4), FixedPoint(12, 4, overflow="wrap")):
         want = reference.fixed_sparse_product(R, lists, acc)
         check(dispatch.fixed_sparse_product(R, lists, acc, backend="numba"), want)
+        out = np.empty_like(want)                          # the prange kernel, whatever the thread count
+        PA = cpu.format_params(acc)
+        cpu.fixed_sparse_product(R, lists.indptr, lists.indices, cpu.NO_SIGNS, PA, PA[8] * lists.scale, out)
+        check(out, want)
         for scale in (1.0, -0.75, 1 / 3):                  # an explicit scale, with a bare tuple too
             want = reference.fixed_sparse_product(R, lists, acc, scale=scale)
             check(dispatch.fixed_sparse_product(R, (lists.indptr, lists.indices), acc, scale=scale,

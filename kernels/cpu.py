@@ -589,15 +589,21 @@ def lowbit_matmul(kR, kC, scale, P, key, counter, out):
 
 @njit(parallel=True, cache=True)
 def sparse_product(R, indptr, indices, scale, out):
-    """out[b, r] = scale * sum_{p in indptr[r]..indptr[r+1]} R[b, indices[p]] (float64 sum)."""
-    B = R.shape[0]
+    """out[b, r] = scale * sum_{p in indptr[r]..indptr[r+1]} R[b, indices[p]] (float64 sum in list
+    order): the loops of ``fixed_sparse_product`` (below) with float parameters, vectorized over
+    the batch. Parallel over chunks of ``SPARSE_CHUNK`` receivers."""
+    codes = sparse_codes(R, FLOAT_PARAMS)
     NR = indptr.size - 1
-    for b in prange(B):
-        for r in range(NR):
-            acc = 0.0
-            for p in range(indptr[r], indptr[r + 1]):
-                acc += np.float64(R[b, indices[p]])
-            out[b, r] = np.float32(acc * scale)
+    for t in prange((NR + SPARSE_CHUNK - 1) // SPARSE_CHUNK):
+        r0 = t * SPARSE_CHUNK
+        sparse_receivers(codes, indptr, indices, NO_SIGNS, FLOAT_PARAMS, scale, out, r0, min(NR, r0 + SPARSE_CHUNK))
+
+
+@njit(cache=True)
+def sparse_product_serial(R, indptr, indices, scale, out):
+    """``sparse_product`` on the calling thread only."""
+    sparse_receivers(sparse_codes(R, FLOAT_PARAMS), indptr, indices, NO_SIGNS, FLOAT_PARAMS, scale, out,
+                     0, indptr.size - 1)
 
 
 @njit(parallel=True, cache=True)
@@ -696,3 +702,231 @@ def add_quantize_flat(w, g, scale, P, key, counter):
 def add_quantize_flat_serial(w, g, scale, P, key, counter):
     """``add_quantize_flat`` on the calling thread only."""
     add_quantize_span(w, g, scale, P, key, counter)
+
+
+# --- bit-true learning channel: fixed-point accumulator products, f' table, scale and round -----
+# Twins of the reference's section of the same name (see there for the arithmetic). Accumulators
+# are format tuples ``PA`` (``format_params`` of a FixedPoint). Each kernel has a parallel version
+# and a serial twin for small calls; both run the same ``register_jitable`` loops.
+
+@register_jitable
+def wrap_code(k, PA):
+    """An integer code k (float64) modulo 2^word, into [int_min, int_max]: ``reference._wrap_codes``.
+    Exact for every k: k / span and the floor are exact, and k - span * floor(k / span) is a
+    representable number in [0, span) (0 once k is a multiple of span)."""
+    m = k - PA[11] * ffloor(k / PA[11])
+    return m - PA[11] if m > PA[10] else m
+
+
+@register_jitable
+def acc_in(y, PA):
+    """Accumulator code of an exact scaled value ``y = v * 2^frac``: rounded half to even; with
+    wrap, reduced into the range first (the sum modulo 2^word is unchanged, the add stays exact)."""
+    k = frint(y)
+    return wrap_code(k, PA) if PA[6] != 0.0 else k
+
+
+@register_jitable
+def fixed_product_rows(R, B, PA, out, b0, b1):
+    """Rows b0..b1-1 of ``fixed_product``: per row, the codes of all N outputs are updated sender
+    by sender (ascending s) in one loop over n, which vectorizes; zero R[b, s] are skipped.
+
+    The saturating loop rounds with ``np.rint`` (one SIMD instruction; it needs no range check)
+    where ``acc_in`` uses ``frint``: both round half to even exactly and differ at most in the sign
+    of a zero, which the add into a code that is never -0 erases. The CUDA twin uses ``acc_in``."""
+    NS = R.shape[1]
+    NN = B.shape[1]
+    sin, sout, lo, hi = PA[7], PA[8], PA[9], PA[10]
+    sat = PA[6] == 0.0
+    acc = np.empty(NN, np.float64)
+    for b in range(b0, b1):
+        acc[:] = 0.0
+        for s in range(NS):
+            r = R[b, s]
+            if r == 0:
+                continue
+            rs = np.float64(r) * sin
+            Bs = B[s]
+            if sat:
+                for n in range(NN):
+                    acc[n] = saturate(acc[n] + np.rint(rs * np.float64(Bs[n])), lo, hi)
+            else:
+                for n in range(NN):
+                    acc[n] = overflow(acc[n] + acc_in(rs * np.float64(Bs[n]), PA), PA)
+        for n in range(NN):
+            out[b, n] = np.float32(acc[n] * sout + 0.0)
+
+
+@njit(parallel=True, cache=True)
+def fixed_product(R, B, PA, out):
+    """out = R @ B in the fixed accumulator PA, saturating (wrapping) at every add (float32 2-D
+    C-contiguous arrays). Parallel over batch rows."""
+    for b in prange(R.shape[0]):
+        fixed_product_rows(R, B, PA, out, b, b + 1)
+
+
+@njit(cache=True)
+def fixed_product_serial(R, B, PA, out):
+    """``fixed_product`` on the calling thread only."""
+    fixed_product_rows(R, B, PA, out, 0, R.shape[0])
+
+
+#: Receivers per parallel task of the sparse products.
+SPARSE_CHUNK = 16
+#: The float (no accumulator) parameters and the empty signs (all +1) of ``sparse_product``.
+FLOAT_PARAMS = format_params(None)
+NO_SIGNS = np.zeros(0, np.int8)
+
+
+@register_jitable
+def sparse_codes(R, PA):
+    """The addends of the sparse products, transposed to (sender, batch): the accumulator code of
+    R[b, s] (``acc_in``; saturating: ``np.rint``, see ``fixed_product_rows``) for a fixed PA, else
+    R[b, s] in float64."""
+    NB, NS = R.shape
+    fixed = PA[0] == 2.0
+    wrap = fixed and PA[6] != 0.0
+    sin = PA[7] if fixed else 1.0
+    codes = np.empty((NS, NB), np.float64)
+    for b in range(NB):
+        for s in range(NS):
+            codes[s, b] = np.float64(R[b, s]) * sin
+    if fixed:
+        for s in range(NS):
+            row = codes[s]
+            if wrap:
+                for b in range(NB):
+                    row[b] = acc_in(row[b], PA)
+            else:                                   # acc_in's rounding, as one SIMD instruction
+                for b in range(NB):
+                    row[b] = np.rint(row[b])
+    return codes
+
+
+@register_jitable
+def sparse_receivers(codes, indptr, indices, signs, PA, oscale, out, r0, r1):
+    """Receivers r0..r1-1 of the sparse products: each receiver's list is added in order, one
+    vectorized pass over the batch per list entry (``codes`` from ``sparse_codes``), the first
+    entry added to 0.0, the result stored with the last.
+
+    Fixed PA: ``sign * code`` added and saturated (wrapped) after every add, out = float32(code *
+    oscale + 0.0). Float PA (``sparse_feedback_product``): the same loop with bounds -inf..inf, a
+    plain float64 sum, out = float32(sum * oscale + -0.0); adding -0.0 changes no value (and keeps
+    the sign of a zero), adding +0.0 turns -0 into +0 as the fixed reference does.
+    ``signs`` empty: all +1; else int8 +-1 per list entry."""
+    NB = codes.shape[1]
+    fixed = PA[0] == 2.0
+    wrap = fixed and PA[6] != 0.0
+    lo, hi = (PA[9], PA[10]) if fixed else (-np.inf, np.inf)
+    zero = 0.0 if fixed else -0.0
+    signed = signs.size > 0
+    acc = np.zeros(NB, np.float64)
+    for r in range(r0, r1):
+        p0, p1 = indptr[r], indptr[r + 1]
+        for p in range(p0, p1):
+            c = codes[indices[p]]
+            sg = -1.0 if signed and signs[p] < 0 else 1.0
+            first = p == p0                          # the first add starts from 0.0
+            if wrap:
+                for b in range(NB):
+                    acc[b] = overflow((0.0 if first else acc[b]) + sg * c[b], PA)
+            else:
+                for b in range(NB):
+                    acc[b] = saturate((0.0 if first else acc[b]) + sg * c[b], lo, hi)
+        empty = p0 == p1
+        for b in range(NB):
+            out[b, r] = np.float32((0.0 if empty else acc[b]) * oscale + zero)
+
+
+@njit(parallel=True, cache=True)
+def fixed_sparse_product(R, indptr, indices, signs, PA, oscale, out):
+    """out[b, r] = float32(code * oscale), code the saturating (wrapping) sum of sign_p * R[b,
+    indices[p]] over r's list in order; ``oscale = 2^-frac * scale`` (see ``sparse_receivers``,
+    also for a float PA). Parallel over chunks of ``SPARSE_CHUNK`` receivers."""
+    codes = sparse_codes(R, PA)
+    NR = indptr.size - 1
+    for t in prange((NR + SPARSE_CHUNK - 1) // SPARSE_CHUNK):
+        r0 = t * SPARSE_CHUNK
+        sparse_receivers(codes, indptr, indices, signs, PA, oscale, out, r0, min(NR, r0 + SPARSE_CHUNK))
+
+
+@njit(cache=True)
+def fixed_sparse_product_serial(R, indptr, indices, signs, PA, oscale, out):
+    """``fixed_sparse_product`` on the calling thread only."""
+    sparse_receivers(sparse_codes(R, PA), indptr, indices, signs, PA, oscale, out, 0, indptr.size - 1)
+
+
+@register_jitable
+def lut_value(o, values, lo_k, inv_span, k, last):
+    """f' of one float32 forward output from the table ``values``: bin floor((floor(o * k) - lo_k)
+    * inv_span), exact (``reference.fprime_index``), clamped to 0..last (``last`` = k - 1, float64);
+    NaN for NaN. ``(lo_k, inv_span, k)`` = ``FprimeTable.index_params()``."""
+    if o != o:
+        return np.float32(np.nan)
+    t = ffloor((ffloor(np.float64(o) * k) - lo_k) * inv_span)
+    t = 0.0 if t < 0.0 else t
+    t = last if t > last else t
+    return values[np.int64(t)]
+
+
+@njit(cache=True, nogil=True)
+def fprime_lut_span(o, values, lo_k, inv_span, k, out):
+    """out[i] = table f' of o[i] (1-D float32)."""
+    last = np.float64(values.size - 1)
+    for i in range(o.size):
+        out[i] = lut_value(o[i], values, lo_k, inv_span, k, last)
+
+
+@njit(parallel=True, cache=True)
+def fprime_lut_flat(o, values, lo_k, inv_span, k, out):
+    """``fprime_lut_span`` in parallel over chunks of ``ACTIVATION_CHUNK`` elements."""
+    n = o.size
+    for t in prange((n + ACTIVATION_CHUNK - 1) // ACTIVATION_CHUNK):
+        lo = t * ACTIVATION_CHUNK
+        hi = min(n, lo + ACTIVATION_CHUNK)
+        fprime_lut_span(o[lo:hi], values, lo_k, inv_span, k, out[lo:hi])
+
+
+#: ``kernel_mode`` loop variants of a format on float64 inputs (``fixed_scale_round``): the
+#: threshold tables compare float32 inputs, so their formats (<= 8 levels, e_min > -1022) take
+#: the exponent-bits loops instead.
+F64_MODE = (GENERAL, FIXED_NE_SAT, LOG_BITS, LOG_BITS, LOG_BITS_STOCH, LOG_BITS_STOCH)
+
+
+@register_jitable
+def scale_round_span(J, fp, P, mode, key, counter, out):
+    """out[i] = float32(Q(float64(J[i]) * float64(fp[i]))) with counter + i; ``mode`` from
+    ``F64_MODE`` (out may be J itself: element i is read before it is written)."""
+    n = J.size
+    if mode == FIXED_NE_SAT:
+        sin, sout, qlo, qhi = P[7], P[8], P[9], P[10]
+        for i in range(n):
+            out[i] = np.float32(fixed_ne_sat(np.float64(J[i]) * np.float64(fp[i]), sin, sout, qlo, qhi))
+    elif mode == LOG_BITS:
+        alpha, e_min, flush = P[1], np.int64(P[2]), P[3] == 1.0
+        for i in range(n):
+            out[i] = np.float32(bits_value(np.float64(J[i]) * np.float64(fp[i]), alpha, e_min, flush))
+    elif mode == LOG_BITS_STOCH:
+        alpha, e_min, smallest = P[1], np.int64(P[2]), P[4]
+        for i in range(n):
+            out[i] = np.float32(bits_value_stoch(np.float64(J[i]) * np.float64(fp[i]), alpha, e_min, smallest,
+                                                 key, counter + np.uint64(i)))
+    else:
+        for i in range(n):
+            out[i] = np.float32(quant_value(np.float64(J[i]) * np.float64(fp[i]), P, key, counter + np.uint64(i)))
+
+
+@njit(cache=True, nogil=True)
+def fixed_scale_round_serial(J, fp, P, mode, key, counter, out):
+    """``scale_round_span`` on the calling thread (1-D float32 arrays)."""
+    scale_round_span(J, fp, P, mode, key, counter, out)
+
+
+@njit(parallel=True, cache=True)
+def fixed_scale_round(J, fp, P, mode, key, counter, out):
+    """``scale_round_span`` in parallel over chunks of ``QUANTIZE_CHUNK`` elements."""
+    n = J.size
+    for t in prange((n + QUANTIZE_CHUNK - 1) // QUANTIZE_CHUNK):
+        lo = t * QUANTIZE_CHUNK
+        hi = min(n, lo + QUANTIZE_CHUNK)
+        scale_round_span(J[lo:hi], fp[lo:hi], P, mode, key, counter + np.uint64(lo), out[lo:hi])

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from .cpu import acc_add, fixed_code, quant_value
+from .cpu import acc_add, acc_in, fixed_code, lut_value, overflow, quant_value
 
 _THREADS = 256
 _MAX_BLOCKS = 65535
@@ -106,6 +106,51 @@ def _k_accumulate_fixed(X, PA, key, counter, out):
         out[j] = np.float32(acc * PA[8] + 0.0)
 
 
+# --- bit-true learning channel (twins of kernels.cpu's section of the same name) ---------------
+
+def _k_fixed_product(R, B, PA, out):
+    n, b = cuda.grid(2)
+    NS = R.shape[1]
+    if b < R.shape[0] and n < B.shape[1]:
+        acc = 0.0
+        for s in range(NS):                     # ascending senders, as the reference
+            r = R[b, s]
+            if r != 0:
+                acc = overflow(acc + acc_in((np.float64(r) * PA[7]) * np.float64(B[s, n]), PA), PA)
+        out[b, n] = np.float32(acc * PA[8] + 0.0)
+
+
+def _k_fixed_sparse_product(R, indptr, indices, signs, PA, oscale, out):
+    r, b = cuda.grid(2)
+    NR = indptr.size - 1
+    if b < R.shape[0] and r < NR:
+        signed = signs.size > 0
+        acc = 0.0
+        for p in range(indptr[r], indptr[r + 1]):
+            k = acc_in(np.float64(R[b, indices[p]]) * PA[7], PA)
+            if signed and signs[p] < 0:
+                k = -k
+            acc = overflow(acc + k, PA)
+        out[b, r] = np.float32(acc * oscale + 0.0)
+
+
+def _k_fprime_lut(o, values, lo_k, inv_span, k, out):
+    i = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    last = np.float64(values.size - 1)
+    while i < o.size:
+        out[i] = lut_value(o[i], values, lo_k, inv_span, k, last)
+        i += stride
+
+
+def _k_fixed_scale_round(J, fp, P, key, counter, out):
+    i = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    while i < J.size:
+        out[i] = np.float32(quant_value(np.float64(J[i]) * np.float64(fp[i]), P, key, counter + np.uint64(i)))
+        i += stride
+
+
 KERNELS = {
     "quantize_flat": _k_quantize_flat,
     "fixed_codes": _k_fixed_codes,
@@ -114,6 +159,10 @@ KERNELS = {
     "per_example_update": _k_per_example_update,
     "accumulate_fixed": _k_accumulate_fixed,
     "add_quantize": _k_add_quantize,
+    "fixed_product": _k_fixed_product,
+    "fixed_sparse_product": _k_fixed_sparse_product,
+    "fprime_lut": _k_fprime_lut,
+    "fixed_scale_round": _k_fixed_scale_round,
 }
 
 _jitted: dict = {}
@@ -182,6 +231,30 @@ def accumulate_fixed(X, PA, key, counter, out, stream=0):
         kernel("accumulate_fixed")[blocks, threads, stream](X, PA, key, counter, out)
 
 
+def fixed_product(R, B, PA, out, stream=0):
+    if out.size:
+        grid, block = _launch2(out.shape[1], out.shape[0])
+        kernel("fixed_product")[grid, block, stream](R, B, PA, out)
+
+
+def fixed_sparse_product(R, indptr, indices, signs, PA, oscale, out, stream=0):
+    if out.size:
+        grid, block = _launch2(out.shape[1], out.shape[0])
+        kernel("fixed_sparse_product")[grid, block, stream](R, indptr, indices, signs, PA, oscale, out)
+
+
+def fprime_lut(o, values, lo_k, inv_span, k, out, stream=0):
+    if o.size:
+        blocks, threads = _launch1(o.size)
+        kernel("fprime_lut")[blocks, threads, stream](o, values, lo_k, inv_span, k, out)
+
+
+def fixed_scale_round(J, fp, P, key, counter, out, stream=0):
+    if J.size:
+        blocks, threads = _launch1(J.size)
+        kernel("fixed_scale_round")[blocks, threads, stream](J, fp, P, key, counter, out)
+
+
 # --- PTX without a GPU --------------------------------------------------------------------------
 
 def signatures() -> dict:
@@ -199,6 +272,10 @@ def signatures() -> dict:
         "per_example_update": (f2, f2, P, P, u, u, u, f2),
         "accumulate_fixed": (f2, P, u, u, f1),
         "add_quantize": (f1, f1, t.float32, P, u, u),
+        "fixed_product": (f2, f2, P, f2),
+        "fixed_sparse_product": (f2, i1, i1, t.int8[::1], P, t.float64, f2),
+        "fprime_lut": (f1, f1, t.float64, t.float64, t.float64, f1),
+        "fixed_scale_round": (f1, f1, P, u, u, f1),
     }
 
 

@@ -411,8 +411,13 @@ def sparse_feedback_product(R, index_lists, scale=None, out=None, *, backend: st
     feedback matrix stored as index lists (``binary_to_index_lists``); additions only.
 
     ``index_lists``: an ``IndexLists`` or ``(indptr, indices)``; ``scale`` defaults to the
-    lists' scale (required with a bare tuple). ``R``: (batch, sender) float32.
+    lists' scale (required with a bare tuple). ``R``: (batch, sender) float32. On the Numba
+    backend, lists are checked once per object (see ``_validated``): do not change them in place.
     """
+    if backend == "numba" or backend == "auto":
+        res = _sparse_fast(R, index_lists, None, scale, _params(None), out, "sparse_feedback_product")
+        if res is not None:
+            return res
     be = _backend(backend, R, out)
     indptr, indices, lscale, n_senders = _lists(index_lists)
     if scale is None:
@@ -435,7 +440,7 @@ def sparse_feedback_product(R, index_lists, scale=None, out=None, *, backend: st
     if be == "numpy":
         return _wrap_like(reference.sparse_feedback_product(Rv, lists), R, out)
     res = np.empty(shape, np.float32)
-    _cpu().sparse_product(_c(Rv), indptr, indices, float(scale), res)
+    _sparse_numba(_c(Rv), (indptr, indices, None, float(scale)), _params(None), res)
     return _wrap_like(res, R, out)
 
 
@@ -597,3 +602,331 @@ def add_quantize_(w, g, scale: float, fmt, *, seed: int = 0, counter: int = 0, b
     if flat is None:
         np.copyto(wv, target.reshape(wv.shape))
     return w
+
+
+# --- bit-true learning channel: fixed-point accumulator products, f' table, scale and round -----
+#
+# Contracts (the definitions and the arithmetic are in ``reference``, section of the same name):
+#   check_accumulator_holds(r_fmt, b_fmt, acc)   once, when the channel is configured
+#   fixed_product(R, B, acc)                     J = R @ B, accumulator saturating/wrapping per add
+#   fixed_sparse_product(R, lists, acc, signs)   the same through {0, 1} / {-1, 0, +1} index lists
+#   fprime_table(activation, entries, fmt)       f' as a lookup table over the forward output
+#   fprime_lut(o, table)                         f'(o) by table lookup
+#   fixed_scale_round(J, fp, out_fmt, ...)       Q_out(J * fp), the product exact, rounded once
+# Per-call cost on the Numba backend: accumulator parameters come from ``_prep`` (once per
+# format), index lists, signs and tables are validated once per object (``_validated``), inputs
+# reach the kernels through the cached flat views of ``_cpu_flat``, and small calls run serially.
+
+BINARY, TERNARY = reference.BINARY, reference.TERNARY
+check_accumulator_holds = reference.check_accumulator_holds
+ternary_to_index_lists = reference.ternary_to_index_lists
+FprimeTable = reference.FprimeTable
+fprime_table = reference.fprime_table
+
+#: Below this many terms (batch x senders x receivers, or batch x list entries) the product
+#: kernels run serially (the thread pool's start costs ~4 us, a 100 x 10 x 100 product ~8 us), and
+#: above it too when Numba has one thread;
+#: below ``SERIAL_MAX_QUANTIZE`` elements so do lookup and scale-and-round.
+SERIAL_MAX_PRODUCT = 1 << 18
+
+_VALIDATED: dict = {}
+
+
+def _one_thread() -> bool:
+    """Whether Numba runs one thread (then a parallel kernel only adds its launch cost). Asked
+    only for large calls: the question itself costs ~0.5 us."""
+    import numba
+    return numba.get_num_threads() == 1
+
+
+def _validated(a, b, extra, make):
+    """``make()``, computed once per identity of the objects ``a`` and ``b`` (and hashable ``extra``).
+
+    For index lists, signs and tables, which the channel builds once and passes every minibatch;
+    an entry keeps its objects alive, so an id cannot be reused while it is cached. Arrays inside
+    them must not be changed in place after their first use (build new ones instead)."""
+    key = (id(a), id(b), extra)
+    hit = _VALIDATED.get(key)
+    if hit is not None and hit[0] is a and hit[1] is b:
+        return hit[2]
+    value = make()
+    if len(_VALIDATED) >= 256:
+        _VALIDATED.clear()
+    _VALIDATED[key] = (a, b, value)
+    return value
+
+
+def _acc_params(acc, what: str):
+    """The packed parameters of a fixed-point accumulator (checked: FixedPoint, frac <= word <= 32)."""
+    P = _params(acc)
+    if P[0] != 2.0 or P[7] > P[11] or P[11] > 4294967296.0:
+        reference.require_accumulator(acc, what)
+    return P
+
+
+def _cpu_in(a, name: str) -> np.ndarray:
+    """A C-contiguous float32 NumPy view (or copy) of a CPU input, of its own shape."""
+    flat = _cpu_flat(a)
+    if flat is not None:
+        return flat.reshape(tuple(a.shape))
+    return _c(_host(a, name))
+
+
+def _cpu_out(out, shape):
+    """``(array the kernel writes, direct)``: a contiguous CPU ``out`` itself (direct), else a new array."""
+    if out is not None:
+        flat = _cpu_flat(out)
+        if flat is not None:
+            return flat.reshape(shape), True
+    return np.empty(shape, np.float32), False
+
+
+def _deliver(res, direct: bool, like, out):
+    return out if direct else _wrap_like(res, like, out)
+
+
+def _fast_cpu(arrays, out):
+    """Flat float32 views of contiguous CPU operands and of ``out`` (or None), for the Numba fast
+    paths; None when any is missing (a CUDA tensor, another dtype, a strided view...), and then
+    the general path, which also reports bad input."""
+    flats = []
+    for a in arrays:
+        f = _cpu_flat(a)
+        if f is None:
+            return None
+        flats.append(f)
+    if out is not None:
+        f = _cpu_flat(out)
+        if f is None:
+            return None
+        flats.append(f)
+    return flats
+
+
+def _result(res, like, out):
+    """The fast paths' return: ``out`` when it was written directly, else ``res`` as ``like``'s kind."""
+    if out is not None:
+        return out
+    return res if type(like) is np.ndarray else _torch().from_numpy(res)
+
+
+def fixed_product(R, B, acc, *, out=None, backend: str = "numpy"):
+    """``J = R @ B`` in the fixed-point accumulator ``acc`` (FixedPoint, saturate or wrap), the
+    code saturated (wrapped) after every add, senders s = 0..S-1 in ascending order; float32
+    ``code * 2^-frac`` of shape (batch, N) (exact for word <= 24).
+
+    R (batch, S) and B (S, N) are float32 values on grids; each product is exact in float64 and
+    enters as its accumulator code, rounded half to even if it is finer than the LSB (never, once
+    ``check_accumulator_holds`` passed); zero R[b, s] are skipped. See ``reference.fixed_product``.
+    ``out`` (float32, (batch, N)) must not share memory with R or B.
+    """
+    if backend == "numba" or backend == "auto":
+        flats = _fast_cpu((R, B), out)
+        if flats is not None:
+            r_shape, b_shape = R.shape, B.shape
+            shape = (r_shape[0], b_shape[1]) if len(r_shape) == 2 == len(b_shape) else None
+            if shape is not None and r_shape[1] == b_shape[0] and (out is None or out.shape == shape):
+                res = flats[2].reshape(shape) if out is not None else np.empty(shape, np.float32)
+                _fixed_product_numba(flats[0].reshape(r_shape), flats[1].reshape(b_shape),
+                                     _acc_params(acc, "fixed_product"), res)
+                return _result(res, R, out)
+    be = _backend(backend, R, B, out)
+    r_shape, b_shape = tuple(R.shape), tuple(B.shape)
+    reference.check_product_shapes(r_shape, b_shape, None if out is None else tuple(out.shape), what="fixed_product")
+    PA = _acc_params(acc, "fixed_product")
+    shape = (r_shape[0], b_shape[1])
+    _check_float32_out(out, shape, "fixed_product")
+    if be == "cuda":
+        d = _Dev()
+        dR, dB = d.arr(R, "R"), d.arr(B, "B")
+        res, dres = d.empty(shape)
+        d.ck.fixed_product(dR, dB, PA, dres, d.stream)
+        return d.finish(res, R, out)
+    if be == "numpy":
+        return _wrap_like(reference.fixed_product(_host(R, "R"), _host(B, "B"), acc), R, out)
+    res, direct = _cpu_out(out, shape)
+    _fixed_product_numba(_cpu_in(R, "R"), _cpu_in(B, "B"), PA, res)
+    return _deliver(res, direct, R, out)
+
+
+def _fixed_product_numba(R, B, PA, res) -> None:
+    cpu = _cpu()
+    serial = R.shape[0] * R.shape[1] * B.shape[1] < SERIAL_MAX_PRODUCT or R.shape[0] < 2 or _one_thread()
+    (cpu.fixed_product_serial if serial else cpu.fixed_product)(R, B, PA, res)
+
+
+def _sparse_operands(index_lists, signs, scale, r_shape, what: str):
+    """``(indptr, indices, signs8, scale)``, checked once per (lists, signs, scale, R's shape)."""
+    def make():
+        indptr, indices, lscale, n_senders = _lists(index_lists)
+        s = lscale if scale is None else scale
+        if s is None:
+            raise ValueError(f"{what}: scale is required with (indptr, indices) lists")
+        indptr = np.ascontiguousarray(np.asarray(indptr), dtype=np.int64)
+        indices = np.ascontiguousarray(np.asarray(indices), dtype=np.int64)
+        reference.check_sparse(r_shape, indptr, indices, n_senders, what=what)
+        s8 = reference.check_signs(signs, indices.size, what)
+        return indptr, indices, (_NO_SIGNS if s8 is None else np.ascontiguousarray(s8)), float(s)
+    return _validated(index_lists, signs, (scale, r_shape), make)
+
+
+_NO_SIGNS = np.zeros(0, np.int8)
+
+
+def fixed_sparse_product(R, index_lists, acc, signs=None, *, scale=None, out=None, backend: str = "numpy"):
+    """``J[b, r] = scale * sum_{p in list(r)} sign_p * R[b, indices[p]]`` in the fixed-point
+    accumulator ``acc``, saturating (wrapping) after every add, in list order (ascending sender for
+    lists from ``binary_to_index_lists`` / ``ternary_to_index_lists``): additions only.
+
+    ``index_lists``: ``IndexLists`` (CSC by receiver) or ``(indptr, indices)`` (then ``scale`` is
+    required); ``signs``: None (a {0, 1} matrix) or +-1 per list entry (a {-1, 0, +1} matrix).
+    ``scale`` (default the lists') multiplies the final value: ``float32(code * (2^-frac * scale))``,
+    exact for a power of two. A receiver with no senders gets 0. R: (batch, sender) float32.
+    Lists and signs are checked once per object (``_validated``): do not change them in place.
+    """
+    if backend == "numba" or backend == "auto":
+        res = _sparse_fast(R, index_lists, signs, scale, _acc_params(acc, "fixed_sparse_product"), out,
+                           "fixed_sparse_product")
+        if res is not None:
+            return res
+    be = _backend(backend, R, out)
+    r_shape = tuple(R.shape)
+    if len(r_shape) != 2:
+        raise ValueError(f"fixed_sparse_product: R must be 2-D (batch, sender); got {r_shape}")
+    ops = _sparse_operands(index_lists, signs, scale, r_shape, "fixed_sparse_product")
+    indptr, indices, signs8, scale = ops
+    PA = _acc_params(acc, "fixed_sparse_product")
+    shape = (r_shape[0], indptr.size - 1)
+    _check_float32_out(out, shape, "fixed_sparse_product")
+    if be == "cuda":
+        d = _Dev()
+        dR = d.arr(R, "R")
+        res, dres = d.empty(shape)
+        d.ck.fixed_sparse_product(dR, d.cuda.to_device(indptr), d.cuda.to_device(indices), d.cuda.to_device(signs8),
+                                  PA, PA[8] * scale, dres, d.stream)
+        return d.finish(res, R, out)
+    if be == "numpy":
+        lists = reference.IndexLists(indptr, indices, scale, r_shape[1])
+        return _wrap_like(reference.fixed_sparse_product(_host(R, "R"), lists, acc, signs8 if signs8.size else None),
+                          R, out)
+    res, direct = _cpu_out(out, shape)
+    _sparse_numba(_cpu_in(R, "R"), ops, PA, res)
+    return _deliver(res, direct, R, out)
+
+
+def _sparse_fast(R, index_lists, signs, scale, PA, out, what: str):
+    """The Numba fast path of the sparse products (contiguous float32 CPU operands), else None."""
+    flats = _fast_cpu((R,), out)
+    if flats is None or len(R.shape) != 2:
+        return None
+    r_shape = tuple(R.shape)
+    ops = _sparse_operands(index_lists, signs, scale, r_shape, what)
+    shape = (r_shape[0], ops[0].size - 1)
+    if out is not None and out.shape != shape:
+        return None
+    res = flats[1].reshape(shape) if out is not None else np.empty(shape, np.float32)
+    _sparse_numba(flats[0].reshape(r_shape), ops, PA, res)
+    return _result(res, R, out)
+
+
+def _sparse_numba(R, ops, PA, res) -> None:
+    """A Numba sparse kernel (serial for small calls): a fixed PA gets ``fixed_sparse_product``
+    with ``PA[8] * scale``, the reference's ``2^-frac * scale``; a float PA ``sparse_product``."""
+    indptr, indices, signs8, scale = ops
+    cpu = _cpu()
+    serial = (R.shape[0] * (indices.size + indptr.size) < SERIAL_MAX_PRODUCT or indptr.size <= cpu.SPARSE_CHUNK + 1
+              or _one_thread())
+    if PA[0] != 2.0:
+        (cpu.sparse_product_serial if serial else cpu.sparse_product)(R, indptr, indices, scale, res)
+    else:
+        (cpu.fixed_sparse_product_serial if serial else cpu.fixed_sparse_product)(R, indptr, indices, signs8, PA,
+                                                                                  PA[8] * scale, res)
+
+
+def _table_operands(table):
+    """``(values float32 contiguous, (lo_k, inv_span, k))`` of an f' table, checked once per table."""
+    def make():
+        reference.check_fprime_table(table)
+        return np.ascontiguousarray(table.values, dtype=np.float32), table.index_params()
+    return _validated(table, None, None, make)
+
+
+def fprime_lut(o, table, *, out=None, backend: str = "numpy"):
+    """f'(S) from the forward output ``o`` by lookup in ``table`` (``fprime_table``): the bin of
+    o among the table's uniform bins over [lo, hi], found exactly (``reference.fprime_index``),
+    o outside clamped to the end bins; NaN for NaN. float32, o's shape. The table is checked once
+    per object (``_validated``)."""
+    if backend == "numba" or backend == "auto":
+        flats = _fast_cpu((o,), out)
+        if flats is not None and (out is None or out.shape == o.shape):
+            values, index = _table_operands(table)
+            res = flats[1] if out is not None else np.empty(flats[0].size, np.float32)
+            _lut_numba(flats[0], values, index, res)
+            return _result(res if out is not None else res.reshape(tuple(o.shape)), o, out)
+    be = _backend(backend, o, out)
+    values, index = _table_operands(table)
+    shape = tuple(o.shape)
+    _check_float32_out(out, shape, "fprime_lut")
+    n = int(np.prod(shape))
+    if be == "cuda":
+        d = _Dev()
+        do = d.arr(o, "o")
+        res, dres = d.empty(shape)
+        if n:
+            d.ck.fprime_lut(do.reshape(n), d.cuda.to_device(values), *index, dres.reshape(n), d.stream)
+        return d.finish(res, o, out)
+    if be == "numpy":
+        return _wrap_like(reference.fprime_lut(_host(o, "o"), table), o, out)
+    res, direct = _cpu_out(out, shape)
+    _lut_numba(_cpu_in(o, "o").reshape(-1), values, index, res.reshape(-1))
+    return _deliver(res, direct, o, out)
+
+
+def _lut_numba(o, values, index, res) -> None:
+    cpu = _cpu()
+    (cpu.fprime_lut_span if o.size < SERIAL_MAX_QUANTIZE else cpu.fprime_lut_flat)(o, values, *index, res)
+
+
+def fixed_scale_round(J, fp, out_fmt, *, seed: int = 0, counter: int = 0, out=None, backend: str = "numpy"):
+    """``Q_out(J * fp)``: the received signal times f', each product exact in float64 and rounded
+    once to ``out_fmt`` with its rounding (stochastic: element i, flat C order, uses counter
+    ``counter + i``); Float32 / None gives the float32 product. ``out`` may be J itself."""
+    if backend == "numba" or backend == "auto":
+        flats = _fast_cpu((J, fp), out)
+        if flats is not None and J.shape == fp.shape and (out is None or out.shape == J.shape):
+            res = flats[2] if out is not None else np.empty(flats[0].size, np.float32)
+            _scale_round_numba(flats[0], flats[1], out_fmt, seed, counter, res)
+            return _result(res if out is not None else res.reshape(tuple(J.shape)), J, out)
+    be = _backend(backend, J, fp, out)
+    _same_shape(J, fp, "fixed_scale_round")
+    shape = tuple(J.shape)
+    _check_float32_out(out, shape, "fixed_scale_round")
+    n = int(np.prod(shape))
+    if be == "cuda":
+        d = _Dev()
+        key, c0 = _keys(seed, counter)
+        dJ, dfp = d.arr(J, "J"), d.arr(fp, "fp")
+        res, dres = d.empty(shape)
+        if n:
+            d.ck.fixed_scale_round(dJ.reshape(n), dfp.reshape(n), _params(out_fmt), key, c0, dres.reshape(n), d.stream)
+        return d.finish(res, J, out)
+    if be == "numpy":
+        return _wrap_like(reference.fixed_scale_round(_host(J, "J"), _host(fp, "fp"), out_fmt, seed=seed,
+                                                      counter=counter), J, out)
+    res, direct = _cpu_out(out, shape)
+    _scale_round_numba(_cpu_in(J, "J").reshape(-1), _cpu_in(fp, "fp").reshape(-1), out_fmt, seed, counter,
+                       res.reshape(-1))
+    return _deliver(res, direct, J, out)
+
+
+def _scale_round_numba(J, fp, out_fmt, seed, counter, res) -> None:
+    P, mode, _ = _prep(out_fmt)
+    cpu = _cpu()
+    kern = cpu.fixed_scale_round_serial if J.size < SERIAL_MAX_QUANTIZE else cpu.fixed_scale_round
+    kern(J, fp, P, cpu.F64_MODE[mode], _seed_key(seed), _u64(counter), res)
+
+
+def _same_shape(a, b, what: str, names=("J", "fp")) -> None:
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"{what}: {names[0]} has shape {tuple(a.shape)} and {names[1]} {tuple(b.shape)}; "
+                         f"they must match")

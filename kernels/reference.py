@@ -20,6 +20,7 @@ Conventions shared by every backend
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -198,14 +199,14 @@ def check_update_shapes(R_shape, O_shape, out_shape=None) -> None:
                          f"and O {tuple(O_shape)} need {want}")
 
 
-def check_product_shapes(R_shape, C_shape, out_shape=None) -> None:
+def check_product_shapes(R_shape, C_shape, out_shape=None, what: str = "lowbit_dense_product") -> None:
     if len(R_shape) != 2 or len(C_shape) != 2:
-        raise ValueError(f"lowbit_dense_product: R and C must be 2-D; got R {tuple(R_shape)} and C {tuple(C_shape)}")
+        raise ValueError(f"{what}: R and C must be 2-D; got R {tuple(R_shape)} and C {tuple(C_shape)}")
     if R_shape[1] != C_shape[0]:
-        raise ValueError(f"lowbit_dense_product: inner sizes differ: R {tuple(R_shape)} vs C {tuple(C_shape)}")
+        raise ValueError(f"{what}: inner sizes differ: R {tuple(R_shape)} vs C {tuple(C_shape)}")
     want = (R_shape[0], C_shape[1])
     if out_shape is not None and tuple(out_shape) != want:
-        raise ValueError(f"lowbit_dense_product: out has shape {tuple(out_shape)}; R {tuple(R_shape)} "
+        raise ValueError(f"{what}: out has shape {tuple(out_shape)}; R {tuple(R_shape)} "
                          f"and C {tuple(C_shape)} need {want}")
 
 
@@ -269,21 +270,21 @@ def index_lists_dense(lists: IndexLists) -> np.ndarray:
     return M
 
 
-def check_sparse(R_shape, indptr, indices, n_senders, out_shape=None) -> None:
+def check_sparse(R_shape, indptr, indices, n_senders, out_shape=None, what: str = "sparse_feedback_product") -> None:
     if len(R_shape) != 2:
-        raise ValueError(f"sparse_feedback_product: R must be 2-D (batch, sender); got {tuple(R_shape)}")
+        raise ValueError(f"{what}: R must be 2-D (batch, sender); got {tuple(R_shape)}")
     if indptr.ndim != 1 or indptr.size < 1 or indices.ndim != 1 or indptr[-1] != indices.size or indptr[0] != 0:
-        raise ValueError(f"sparse_feedback_product: malformed index lists: indptr {tuple(indptr.shape)} "
+        raise ValueError(f"{what}: malformed index lists: indptr {tuple(indptr.shape)} "
                          f"ending at {int(indptr[-1]) if indptr.size else None}, indices {tuple(indices.shape)}")
     if n_senders is not None and n_senders != R_shape[1]:
-        raise ValueError(f"sparse_feedback_product: R {tuple(R_shape)} has {R_shape[1]} senders; "
+        raise ValueError(f"{what}: R {tuple(R_shape)} has {R_shape[1]} senders; "
                          f"the feedback matrix has shape {(n_senders, indptr.size - 1)}")
     if indices.size and (indices.min() < 0 or indices.max() >= R_shape[1]):
-        raise ValueError(f"sparse_feedback_product: sender indices span {int(indices.min())}..{int(indices.max())}; "
+        raise ValueError(f"{what}: sender indices span {int(indices.min())}..{int(indices.max())}; "
                          f"R {tuple(R_shape)} has {R_shape[1]} senders")
     want = (R_shape[0], indptr.size - 1)
     if out_shape is not None and tuple(out_shape) != want:
-        raise ValueError(f"sparse_feedback_product: out has shape {tuple(out_shape)}; need {want}")
+        raise ValueError(f"{what}: out has shape {tuple(out_shape)}; need {want}")
 
 
 def sparse_feedback_product(R, lists: IndexLists, scale: float | None = None) -> np.ndarray:
@@ -461,3 +462,337 @@ def add_quantize(w, g, scale: float, fmt, *, seed: int = 0, counter: int = 0) ->
         raise ValueError(f"add_quantize: w has shape {w.shape} and g {g.shape}; they must match")
     s = w.astype(np.float64).ravel() + np.float64(np.float32(scale)) * g.astype(np.float64).ravel()
     return _f32(_core(s, fmt, seed, counter)).reshape(w.shape)
+
+
+# --- bit-true learning channel: fixed-point accumulator products ---------------------------------
+#
+# A circuit forms J = R @ B with every product added into a fixed-point accumulator that saturates
+# (or wraps) after every add, in a fixed order. The kernels below are that circuit, bit for bit:
+#
+# * Products. R and B hold float32 values (on fixed-point or log grids); R[b, s] * B[s, n] is
+#   formed in float64, where the product of two float32 values is always exact.
+# * Accumulator codes. A product p enters the accumulator A = FixedPoint(word, frac) as the integer
+#   code k = rint(p * 2^frac) (round half to even). When R's and B's formats pass
+#   ``check_accumulator_holds`` no product needs rounding; the rounding only defines what the
+#   kernels do otherwise, so they never fail mid-run. A's own ``rounding`` field is not used.
+#   With ``overflow="wrap"`` k is first reduced into A's range (mod 2^word, exactly: the same sum
+#   modulo 2^word, and every add below stays exact in float64).
+# * Adds. code <- overflow(code + k) after every add, senders in ascending order; the running code
+#   starts at 0. Saturation makes the order observable (+max, +1, -1 ends at max - 1; saturating
+#   only at the end would give max); wrap-around is arithmetic modulo 2^word, so with wrap the
+#   result is the exact sum modulo 2^word whatever the order.
+# * Output. float32(code * 2^-frac): exact for word <= 24; for word > 24 a code with more than
+#   24 significant bits is rounded to float32's 24-bit significand (half to even). Zeros are +0.0.
+#   NaN inputs give NaN; an infinite product saturates (or, wrapped, gives NaN).
+
+#: ``b_fmt`` of ``check_accumulator_holds`` for the sparse product: a {0, 1} matrix, or a
+#: {-1, 0, +1} one (index lists with signs); the products are then R's values (or their negatives).
+BINARY = "binary"
+TERNARY = "ternary"
+
+
+def require_accumulator(acc, what: str):
+    """A FixedPoint accumulator with 1 <= word <= 32 and 0 <= frac <= word (checked for duck-typed
+    formats too, which the FixedPoint constructor would have refused); returns it."""
+    require_fixed(acc, f"{what} accumulator")
+    word, frac = acc.word, acc.frac
+    if not 1 <= word <= 32:
+        raise ValueError(f"{what}: accumulator word={word}; allowed: 1..32")
+    if not 0 <= frac <= word:
+        raise ValueError(f"{what}: accumulator frac={frac} with word={word}; allowed: 0 <= frac <= word")
+    return acc
+
+
+def _wrap_codes(k: np.ndarray, A) -> np.ndarray:
+    """Integer codes k (float64) modulo 2^word, into [int_min, int_max]; exact for every k
+    (``np.mod`` by a power of two is), even where k - int_min would round in float64."""
+    span = 2.0 ** A.word
+    with np.errstate(invalid="ignore"):
+        m = np.mod(k, span)
+    return np.where(m > A.int_max, m - span, m)
+
+
+def _acc_codes(y: np.ndarray, A) -> np.ndarray:
+    """Accumulator codes (float64) of exact scaled values ``y = value * 2^frac``: rounded half to
+    even (``np.rint``); with wrap, reduced into A's range so that the next add is exact."""
+    k = np.rint(y)
+    return _wrap_codes(k, A) if A.overflow == "wrap" else k
+
+
+def fixed_product(R, B, acc) -> np.ndarray:
+    """``J[b, n] = sum_s R[b, s] * B[s, n]`` in the fixed-point accumulator ``acc``, saturating (or
+    wrapping) after every add, s = 0..S-1 ascending; float32 (batch, N) out.
+
+    R (batch, S) and B (S, N) are float32. Each product is exact in float64 and enters as its
+    accumulator code (see the section comment: nearest-even, wrap reduced first). A term whose
+    R[b, s] is zero (+-0) is skipped: a silent sender adds nothing (so 0 * inf is not NaN).
+    """
+    R = np.asarray(R, dtype=np.float32)
+    B = np.asarray(B, dtype=np.float32)
+    check_product_shapes(R.shape, B.shape, what="fixed_product")
+    A = require_accumulator(acc, "fixed_product")
+    Rs = R.astype(np.float64) * 2.0 ** A.frac        # exact: a power of two, no overflow
+    Bd = B.astype(np.float64)
+    code = np.zeros((R.shape[0], B.shape[1]), dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        for s in range(R.shape[1]):
+            k = _acc_codes(Rs[:, s, None] * Bd[None, s, :], A)
+            k[R[:, s] == 0] = 0.0
+            code = _overflow(code + k, A)
+    return _f32(code * 2.0 ** -A.frac + 0.0)
+
+
+def check_signs(signs, nnz: int, what: str):
+    """None, or the per-entry signs of index lists as int8 (nnz,) with values -1 or +1."""
+    if signs is None:
+        return None
+    s = np.asarray(signs)
+    if s.ndim != 1 or s.size != nnz:
+        raise ValueError(f"{what}: signs has shape {tuple(s.shape)}; the index lists have {nnz} entries, "
+                         f"so signs needs shape ({nnz},)")
+    if s.size and not np.all((s == 1) | (s == -1)):
+        bad = s[(s != 1) & (s != -1)]
+        raise ValueError(f"{what}: signs holds {bad[0].item()!r}; allowed: -1 or +1 per entry (the zeros of a "
+                         f"ternary matrix are left out of the index lists)")
+    return s.astype(np.int8)
+
+
+def ternary_to_index_lists(M):
+    """A dense {-c, 0, +c} matrix (sender, receiver) as ``(IndexLists, signs)``: the lists of its
+    non-zeros (scale c > 0) and their signs (int8, +-1), in list order."""
+    M = np.asarray(M)
+    _check_2d(M, "ternary feedback matrix")
+    lists = binary_to_index_lists(np.abs(M))
+    signs = np.sign(M.T[np.nonzero(M.T)]).astype(np.int8)   # the order of binary_to_index_lists
+    return lists, signs
+
+
+def fixed_sparse_product(R, lists: IndexLists, acc, signs=None, *, scale: float | None = None) -> np.ndarray:
+    """``J[b, r] = scale * sum_{p in list(r)} sign_p * R[b, indices[p]]`` in the fixed-point
+    accumulator ``acc``: additions (and subtractions) only, saturating (wrapping) after every add.
+
+    The {0, 1} matrix (or {-1, 0, +1} with per-entry ``signs``, int8 +-1) is given as index lists,
+    summed in list order (ascending sender for lists from ``binary_to_index_lists`` /
+    ``ternary_to_index_lists``); a receiver with no senders gets 0. Each R value enters as its
+    accumulator code (nearest-even, wrap reduced first; negated for sign -1). ``scale`` (default:
+    the lists' scale) multiplies the final value in float64: ``float32(code * (2^-frac * scale))``,
+    exact when scale is a power of two and word <= 24. The accumulator holds the unscaled sum of
+    R's values, so saturation acts on that sum; the scale is a constant applied to its output (a
+    shift of the binary point for a power of two).
+    """
+    R = np.asarray(R, dtype=np.float32)
+    indptr, indices = np.asarray(lists.indptr, np.int64), np.asarray(lists.indices, np.int64)
+    check_sparse(R.shape, indptr, indices, getattr(lists, "n_senders", None), what="fixed_sparse_product")
+    A = require_accumulator(acc, "fixed_sparse_product")
+    signs = check_signs(signs, indices.size, "fixed_sparse_product")
+    scale = float(lists.scale if scale is None else scale)
+    nr = indptr.size - 1
+    with np.errstate(invalid="ignore"):
+        codes = _acc_codes(R.astype(np.float64) * 2.0 ** A.frac, A)
+        code = np.zeros((R.shape[0], nr), dtype=np.float64)
+        lengths = np.diff(indptr)
+        for p in range(int(lengths.max()) if nr else 0):   # position p of every list, in order
+            rs = np.nonzero(lengths > p)[0]
+            pos = indptr[rs] + p
+            k = codes[:, indices[pos]]
+            if signs is not None:
+                k = k * signs[pos]
+            code[:, rs] = _overflow(code[:, rs] + k, A)
+    return _f32(code * (2.0 ** -A.frac * scale) + 0.0)
+
+
+# --- bit-true learning channel: accumulator width check -----------------------------------------
+
+def _frac_bits(v: float) -> int:
+    """The smallest f with v a multiple of 2^-f (negative for multiples of 2, 4, ...); v != 0."""
+    num, den = float(v).as_integer_ratio()
+    if den > 1:
+        return den.bit_length() - 1
+    return -((abs(num) & -abs(num)).bit_length() - 1)
+
+
+def _log_levels(fmt) -> np.ndarray:
+    """The non-zero float32 magnitudes a log format produces (levels below float32's range are 0
+    and left out), as float64."""
+    e_min = int(fmt.min_exponent)
+    e_low = max(e_min, -152 - math.frexp(float(fmt.alpha))[1])   # alpha * 2^e < 2^-150 below: 0
+    with np.errstate(over="ignore"):
+        levels = np.ldexp(float(fmt.alpha), np.arange(e_low, 1)).astype(np.float32).astype(np.float64)
+    return levels[levels > 0]
+
+
+def _value_grid(fmt, role: str):
+    """``(frac_bits, vmin, vmax)`` of the values a format produces: every one is a multiple of
+    2^-frac_bits and lies in [vmin, vmax] (both ends attained)."""
+    if role == "B" and fmt == BINARY:
+        return 0, 0.0, 1.0
+    if role == "B" and fmt == TERNARY:
+        return 0, -1.0, 1.0
+    kind = getattr(fmt, "kind", None)
+    if kind == "fixed":
+        lsb = 2.0 ** -fmt.frac
+        return int(fmt.frac), fmt.int_min * lsb, fmt.int_max * lsb
+    if kind == "log":
+        levels = _log_levels(fmt)
+        if not np.all(np.isfinite(levels)):
+            raise ValueError(f"check_accumulator_holds: {role} format {fmt.spec} has levels beyond float32's range; "
+                             f"allowed: alpha <= 3.4e38")
+        return max(_frac_bits(v) for v in levels), -float(levels.max()), float(levels.max())
+    allowed = "FixedPoint or LogQuant (values on a binary grid)"
+    if role == "B":
+        allowed += f", or {BINARY!r} / {TERNARY!r} for index lists"
+    raise ValueError(f"check_accumulator_holds: {role} format {getattr(fmt, 'spec', fmt)!r} has no fixed grid; "
+                     f"allowed: {allowed}")
+
+
+def _smallest_word(lo: float, hi: float, frac: int, signed: bool) -> int:
+    """The narrowest word holding [lo, hi] at ``frac`` fraction bits (signed or not)."""
+    for word in range(1, 200):
+        span = 2.0 ** (word - 1) if signed else 2.0 ** word
+        kmin, kmax = (-span, span - 1) if signed else (0.0, span - 1)
+        if kmin * 2.0 ** -frac <= lo and hi <= kmax * 2.0 ** -frac:
+            return word
+    return 200
+
+
+def check_accumulator_holds(r_fmt, b_fmt, acc) -> None:
+    """Raise ValueError unless the accumulator ``acc`` holds every single product of an R value in
+    ``r_fmt`` and a B value in ``b_fmt`` exactly: as a multiple of its LSB 2^-frac, inside its range.
+
+    Call it once when the channel is configured: with it passed, ``fixed_product`` /
+    ``fixed_sparse_product`` never round a product (their nearest-even rounding stays unused), and
+    only sums can saturate or wrap. Formats: FixedPoint or LogQuant for R; for B also ``BINARY`` /
+    ``TERNARY`` (the sparse product's index lists, unsigned / signed). The test is exact: the
+    finest values of both grids (fixed: code 1; log: the smallest level, an odd multiple of its
+    LSB) multiply to an odd multiple of 2^-(f_R + f_B), and the range ends of the products are
+    attained.
+    """
+    A = require_accumulator(acc, "check_accumulator_holds")
+    fr, rmin, rmax = _value_grid(r_fmt, "R")
+    fb, bmin, bmax = _value_grid(b_fmt, "B")
+    corners = (rmin * bmin, rmin * bmax, rmax * bmin, rmax * bmax)
+    pmin, pmax = min(corners), max(corners)
+    need_frac = max(fr + fb, 0)
+    signed = A.int_min < 0
+    lsb = 2.0 ** -A.frac
+    fits = A.int_min * lsb <= pmin and pmax <= A.int_max * lsb
+    if fr + fb <= A.frac and fits:
+        return
+    frac = max(need_frac, A.frac)
+    word = max(_smallest_word(pmin, pmax, frac, signed or pmin < 0), frac)
+    fix = (f"e.g. fixed:w={word},f={frac}" + ("" if signed or pmin < 0 else ",signed=0") if word <= 32 else
+           f"but that needs word={word} and FixedPoint allows 1..32: put R or B on a coarser grid")
+    b_name = b_fmt if isinstance(b_fmt, str) else getattr(b_fmt, "spec", b_fmt)
+    problem = (f"products are multiples of 2^-{need_frac} but its LSB is 2^-{A.frac}" if fr + fb > A.frac else
+               f"products span [{pmin:g}, {pmax:g}] but it holds [{A.int_min * lsb:g}, {A.int_max * lsb:g}]")
+    raise ValueError(f"check_accumulator_holds: accumulator {A.spec} is narrower than the product it must hold "
+                     f"(R {getattr(r_fmt, 'spec', r_fmt)} x B {b_name}): {problem}; allowed: frac >= {need_frac} "
+                     f"and a range covering the products, {fix}")
+
+
+# --- bit-true learning channel: f' as a lookup table, fused scale and round ----------------------
+
+#: The forward-output interval a table covers, per activation (bounded outputs only).
+FPRIME_DOMAINS = {"tanh": (-1.0, 1.0), "logistic": (0.0, 1.0)}
+FPRIME_MAX_ENTRIES = 1 << 16
+
+
+class FprimeTable(NamedTuple):
+    """f' as a lookup table over the forward output o in [lo, hi]: ``entries`` uniform bins.
+
+    Bin i covers [lo + i*w, lo + (i+1)*w) with w = (hi - lo) / entries (the last bin includes hi);
+    its entry is f' at the bin's centre, quantized to ``fmt``. o below lo (above hi) takes the
+    first (last) bin; NaN gives NaN. lo and hi are integers with hi - lo a power of two (tanh:
+    [-1, 1], logistic: [0, 1]), so that every float32 o finds its bin exactly (``fprime_index``).
+    """
+
+    values: np.ndarray   # float32, (entries,)
+    lo: float
+    hi: float
+    activation: str
+    fmt_spec: str
+
+    def index_params(self) -> tuple:
+        """``(lo * entries, 1 / (hi - lo), entries)`` as floats: the kernels' indexing constants."""
+        k = float(np.size(self.values))
+        return float(self.lo) * k, 1.0 / (float(self.hi) - float(self.lo)), k
+
+
+def _fprime_of_output(activation: str, o: np.ndarray) -> np.ndarray:
+    if activation == "tanh":
+        return 1.0 - o * o
+    return o * (1.0 - o)                            # logistic
+
+
+def fprime_table(activation: str, entries: int, fmt=None) -> FprimeTable:
+    """The lookup table of f' for ``activation`` (tanh: o in [-1, 1], f' = 1 - o^2; logistic:
+    o in [0, 1], f' = o (1 - o)) with ``entries`` bins, each entry f'(bin centre) computed in
+    float64 and quantized to ``fmt`` (None: float32; a stochastic format draws entry i with
+    seed 0, counter i, so a table is a fixed function of its arguments)."""
+    if activation not in FPRIME_DOMAINS:
+        raise ValueError(f"fprime_table: activation {activation!r}; allowed: {', '.join(FPRIME_DOMAINS)} "
+                         f"(a table needs a bounded output)")
+    if not isinstance(entries, (int, np.integer)) or isinstance(entries, bool) \
+            or not 2 <= entries <= FPRIME_MAX_ENTRIES:
+        raise ValueError(f"fprime_table: entries={entries!r}; allowed: an integer in 2..{FPRIME_MAX_ENTRIES}")
+    lo, hi = FPRIME_DOMAINS[activation]
+    centres = lo + (np.arange(entries, dtype=np.float64) + 0.5) * ((hi - lo) / entries)
+    exact = _fprime_of_output(activation, centres)
+    values = _f32(exact) if fmt is None else quantize_f64(exact, fmt)
+    return FprimeTable(values, lo, hi, activation, getattr(fmt, "spec", "float32"))
+
+
+def check_fprime_table(table, what: str = "fprime_lut") -> None:
+    values = getattr(table, "values", None)
+    if values is None or np.ndim(values) != 1 or not 2 <= np.size(values) <= FPRIME_MAX_ENTRIES:
+        size = None if values is None else np.shape(values)
+        raise ValueError(f"{what}: f' table has values of shape {size}; allowed: a table from fprime_table "
+                         f"with 2..{FPRIME_MAX_ENTRIES} entries")
+    lo, hi = table.lo, table.hi
+    span = hi - lo if np.isfinite(lo) and np.isfinite(hi) else 0
+    if not (float(lo).is_integer() and float(hi).is_integer() and span >= 1 and math.frexp(span)[0] == 0.5):
+        raise ValueError(f"{what}: f' table interval [{lo}, {hi}]; allowed: integers lo < hi with hi - lo a power "
+                         f"of two (as fprime_table builds)")
+
+
+def fprime_index(o, table: FprimeTable) -> np.ndarray:
+    """int64 bin of each forward output: floor((o - lo) * k / (hi - lo)) in exact arithmetic
+    (k entries), clamped to 0..k-1; -1 where o is NaN.
+
+    Computed exactly as floor((floor(o * k) - lo * k) / (hi - lo)): o * k is exact in float64
+    (24 + 17 bits), and floor((floor(x) + c) / s) = floor((x + c) / s) for integers c and s > 0.
+    (The direct (o - lo) * k / (hi - lo) in float64 would round a tiny negative o up across the
+    middle edge of a tanh table.)
+    """
+    lo_k, inv_span, k = table.index_params()
+    od = np.asarray(o, dtype=np.float32).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        t = np.clip(np.floor((np.floor(od * k) - lo_k) * inv_span), 0, k - 1)
+    t[np.isnan(od)] = -1
+    return t.astype(np.int64)
+
+
+def fprime_lut(o, table: FprimeTable) -> np.ndarray:
+    """f' of float32 forward outputs ``o`` by table lookup (``fprime_index``); float32, NaN for NaN."""
+    check_fprime_table(table)
+    idx = fprime_index(o, table)
+    out = np.asarray(table.values, np.float32)[np.maximum(idx, 0)]
+    out[idx < 0] = np.nan
+    return out
+
+
+def fixed_scale_round(J, fp, out_fmt, *, seed: int = 0, counter: int = 0) -> np.ndarray:
+    """``Q_out(J * fp)``: the received signal times f', rounded once to the signal format.
+
+    J and fp are float32 of one shape; their product is exact in float64 and quantized directly
+    (no float32 step) with ``out_fmt``'s rounding; element i (flat, C order) uses counter
+    ``counter + i``. With Float32 (or None) the result is the float32 product.
+    """
+    J = np.asarray(J, dtype=np.float32)
+    fp = np.asarray(fp, dtype=np.float32)
+    if J.shape != fp.shape:
+        raise ValueError(f"fixed_scale_round: J has shape {J.shape} and fp {fp.shape}; they must match")
+    prod = J.astype(np.float64) * fp.astype(np.float64)
+    if out_fmt is None:
+        return _f32(prod)
+    return quantize_f64(prod, out_fmt, seed=seed, counter=counter)

@@ -142,3 +142,39 @@ def test_bad_datapaths_are_refused_with_the_reason(overrides, words):
         apply_overrides(RunConfig(), overrides)
     for w in words:
         assert w in str(exc.value), (w, str(exc.value))
+
+
+def test_stored_momentum_is_rounded_into_its_format(tiny_data):
+    """With ``formats.momentum`` fixed point the velocity is stored on its grid: one step sets
+    v = Q(mom v + lr/B G) (one rounding, stream seed*4+9) and W = Q(W + v)."""
+    mom, vfmt = 0.9, "fixed:w=12,f=10"
+    tr = trainer(tiny_data, [*CASES["rbp dense fixed feedback"], f"train.momentum={mom}", f"formats.momentum={vfmt}"])
+    rng = np.random.default_rng(1)
+    f = tr.cfg.formats
+    for v in tr.velocity[0] + tr.velocity[1]:      # a velocity already on its grid, as after earlier steps
+        v.copy_(torch.from_numpy(ref.quantize(rng.normal(0, 0.05, v.shape).astype(np.float32), f.momentum,
+                                              seed=99, counter=0)))
+    twin = copy.deepcopy(tr)
+    order = np.random.default_rng(0)
+    order.bit_generator.state = twin.data_rng.bit_generator.state
+    idx = torch.from_numpy(order.permutation(BATCH))
+    x, t = twin.x_train[idx], twin.targets_train[idx]
+    acts = [a.numpy().copy() for a in twin.net.forward(x, twin.net.new_activations(BATCH))]
+    R = reference_signals(twin, acts, t.numpy())
+    tr.train_epoch()
+    seed, scale = tr.cfg.train.seed, tr.cfg.train.lr / BATCH
+    w_counter = sum(w.numel() + b.numel() for w, b in zip(twin.net.W, twin.net.b))
+    v_counter = 0
+    for k in range(tr.net.n_layers):
+        G = (R[k].astype(np.float64).T @ acts[k].astype(np.float64)).astype(np.float32)
+        gb = R[k].astype(np.float64).sum(axis=0).astype(np.float32)
+        for got_v, v0, g, got_w, w0 in ((tr.velocity[0][k], twin.velocity[0][k], G, tr.net.W[k], twin.net.W[k]),
+                                        (tr.velocity[1][k], twin.velocity[1][k], gb, tr.net.b[k], twin.net.b[k])):
+            v = ref.add_quantize(v0.numpy() * np.float32(mom), g, scale, f.momentum, seed=seed * 4 + 9,
+                                 counter=v_counter)
+            v_counter += v.size
+            assert np.array_equal(got_v.numpy(), v), k
+            assert np.array_equal(ref.quantize(v, f.momentum, seed=0, counter=0), v), k     # on the grid
+            w = ref.add_quantize(w0.numpy(), v, 1.0, f.weights, seed=seed * 4 + 5, counter=w_counter)
+            w_counter += w.size
+            assert np.array_equal(got_w.numpy(), w), k

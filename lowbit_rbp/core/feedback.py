@@ -81,6 +81,11 @@ class FeedbackSpec:
         scale = self.scale_rule if self.scale_rule != "auto" else ("one" if skipped else "inv_n")
         return 1.0 / self.n if scale == "inv_n" and self.n > 0 else 1.0
 
+    def two_factors(self, shape: tuple[int, int]) -> bool:
+        """A low-rank matrix is applied as its two factors (sender x r, then r x receiver) when that
+        is the cheaper circuit: fewer products, r (sender + receiver) < sender receiver."""
+        return self.kind == "lowrank" and self.r * (shape[0] + shape[1]) < shape[0] * shape[1]
+
     def check_shape(self, shape: tuple[int, int], where: str = "") -> None:
         """Refuse a matrix shape this spec cannot fill (a rank above the matrix's)."""
         if self.kind == "lowrank" and self.r > min(shape):
@@ -150,9 +155,27 @@ def build_feedback(spec, shape: tuple[int, int], rng: np.random.Generator, *, sk
         m = (rng.random(size=shape) < fs.density(sender, receiver)).astype(np.float64)
         m *= fs.scale(skipped)
     else:  # lowrank
-        fs.check_shape(shape)
-        a = np.sqrt(6.0 / (fan_a + fan_b))
-        full = rng.uniform(-a, a, size=shape)
-        u, s, vt = np.linalg.svd(full, full_matrices=False)
-        m = (u[:, : fs.r] * s[: fs.r]) @ vt[: fs.r]
+        left, right = _lowrank_factors(fs, shape, rng, fan_a, fan_b)
+        m = left @ right
     return np.ascontiguousarray(m, dtype=np.float32)
+
+
+def build_feedback_factors(spec, shape: tuple[int, int], rng: np.random.Generator, *,
+                           fans: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A low-rank feedback matrix as its two float32 factors, ``(sender, r)`` and ``(r, receiver)``,
+    from the same draws ``build_feedback`` makes its product of."""
+    fs = parse_feedback_spec(spec)
+    if fs.kind != "lowrank":
+        raise bad_value("feedback factors of spec", fs.spec, "a lowrank:r=R spec")
+    fan_a, fan_b = fans if fans is not None else shape
+    left, right = _lowrank_factors(fs, shape, rng, fan_a, fan_b)
+    return np.ascontiguousarray(left, dtype=np.float32), np.ascontiguousarray(right, dtype=np.float32)
+
+
+def _lowrank_factors(fs: FeedbackSpec, shape, rng, fan_a, fan_b):
+    """The rank-r truncated SVD of a Glorot-uniform matrix, as (U S, V^T) in float64."""
+    fs.check_shape(shape)
+    a = np.sqrt(6.0 / (fan_a + fan_b))
+    full = rng.uniform(-a, a, size=shape)
+    u, s, vt = np.linalg.svd(full, full_matrices=False)
+    return u[:, : fs.r] * s[: fs.r], vt[: fs.r]

@@ -84,9 +84,16 @@ def _activation_ops(acc: _Acc, s: Setup, phase: str, h: int, n: float, derivativ
     """Hidden activation (forward) or its derivative f' (channel), per neuron."""
     a = s.cfg.model.activation
     if derivative:
+        f = s.cfg.formats
+        if f.fprime_lut:                    # read from a table of fprime_lut entries indexed by O
+            bits = s.fprime_value.bits * f.fprime_lut
+            acc.mem(phase, h, "fprime_table", "sram_read", n * s.fprime_value.bits, bits)
+            return
         if a in ("tanh", "logistic"):      # 1 - O^2 or O(1 - O): one multiply, one add
             acc.product(phase, h, "fprime_eval", s.act, s.act, n)
             acc.add(phase, h, "fprime_eval", s.act, n)
+            if not s.fprime_value.is_float:      # rounded into formats.fprime
+                acc.op(phase, h, "fprime_round", "compare", s.act, s.act.bits, 0, n)
         elif a == "relu":
             acc.op(phase, h, "fprime_eval", "compare", s.act, s.act.bits, 0, n)
         return
@@ -100,7 +107,7 @@ def _fprime_operand(s: Setup) -> Operand | None:
     a = s.cfg.model.activation
     if not s.fprime or a == "linear":
         return None
-    return BINARY if a == "relu" else s.act
+    return BINARY if a == "relu" else s.fprime_value
 
 
 def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
@@ -173,7 +180,8 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
         last_acc = None
         for st in mc.stages:
             acc.product("error_projection", h, st.what, st.a, st.b, st.products * q)
-            last_acc = opd.accumulator(st.a, st.b, st.fan_in)
+            # the bit-true channel's accumulator is the configured one; otherwise the width the sum needs
+            last_acc = s.channel_acc or opd.accumulator(st.a, st.b, st.fan_in)
             acc.add("error_projection", h, "feedback_accumulate", last_acc, st.adds * q)
         J = last_acc
         if mc.scale_op == "shift":
@@ -265,11 +273,12 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
         elif hidden and s.cfg.channel.update == "magnitude":
             acc.op("weight_update", h, "magnitude_update", "compare", s.acc, s.acc.bits, 0, nwb / batch)
         if s.cfg.train.momentum:
-            acc.product("weight_update", h, "momentum", s.acc, FLOAT32, nwb / batch)
-            acc.add("weight_update", h, "momentum", s.acc, nwb / batch)
-            acc.mem("weight_update", h, "velocity", "sram_read", nwb * s.acc.bits / batch, nwb * s.acc.bits)
-            acc.mem("weight_update", h, "velocity", "sram_write", nwb * s.acc.bits / batch, nwb * s.acc.bits)
-            memory.append(MemoryRecord(h, "velocity", "dense", nwb * s.acc.bits, nwb))
+            v = s.momentum
+            acc.product("weight_update", h, "momentum", v, FLOAT32, nwb / batch)
+            acc.add("weight_update", h, "momentum", v, nwb / batch)
+            acc.mem("weight_update", h, "velocity", "sram_read", nwb * v.bits / batch, nwb * v.bits)
+            acc.mem("weight_update", h, "velocity", "sram_write", nwb * v.bits / batch, nwb * v.bits)
+            memory.append(MemoryRecord(h, "velocity", "dense", nwb * v.bits, nwb))
         acc.mem("weight_update", h, "gradient_accumulator", "sram_read", nwb * s.acc.bits / batch, nwb * s.acc.bits)
         acc.mem("weight_update", h, "weights", "sram_read", nwb * sb / batch, nwb * sb)
         acc.mem("weight_update", h, "weights", "sram_write", nwb * sb / batch, nwb * sb)

@@ -158,7 +158,7 @@ def map_cost(s: Setup, link: Link, sig: Operand) -> MapCost:
         return MapCost("dense", sn, rn, dense_products, [st], dense_products, sn,
                        storage_kind="shared_forward" if shared else "product", storage_bits=bits,
                        read_bits=dense_products * b_op.bits, nnz=dense_products)
-    if spec.kind == "lowrank" and not adaptive:
+    if spec.two_factors((sn, rn)) and not adaptive:
         r = spec.r
         if r > min(sn, rn):
             raise bad(f"feedback lowrank r (channel into layer {link.receiver + 1})", r,

@@ -13,6 +13,7 @@ from hw_models.operands import FLOAT32, Operand
 
 from ..core.algorithms import Algorithm, Link
 from ..core.config import RunConfig
+from ..core.datapath import bit_true
 from ..core.feedback import FeedbackSpec, build_feedback
 from ..nets.layout import net_layers
 
@@ -32,6 +33,9 @@ class Setup:
     weight: Operand        # the weights as the forward pass and BP's channel read them
     weight_store: Operand  # the weights as stored and updated
     act: Operand
+    fprime_value: Operand  # f' as the channel multiplies by it (formats.fprime; else the activations')
+    channel_acc: Operand | None   # the bit-true channel's accumulator, None: the width each sum needs
+    momentum: Operand      # the velocity as stored (formats.momentum; else the update accumulator's)
     fb_spec: FeedbackSpec
     batch: int
     storage: str
@@ -111,11 +115,14 @@ def make_setup(cfg: RunConfig, *, input_shape=None, n_classes=None, feedback_mat
     weight = opd.operand(f.weights)
     weight_store = FLOAT32 if f.weight_shadow else weight
     act = opd.operand(f.activations)
+    acc = opd.operand(f.accumulator)
     s = Setup(cfg=cfg, layers=layers, rule=cfg.channel.rule,
               error=opd.operand(f.error), signal=opd.operand(f.signal), feedback=opd.operand(f.feedback),
-              update=opd.operand(f.update), acc=opd.operand(f.accumulator), weight=weight, weight_store=weight_store,
-              act=act, fb_spec=cfg.channel.feedback, batch=cfg.train.batch_size, storage=feedback_storage,
-              matrices={})
+              update=opd.operand(f.update), acc=acc, weight=weight, weight_store=weight_store,
+              act=act, fprime_value=_fprime_operand(f, act),
+              channel_acc=opd.operand(f.channel_accumulator) if bit_true(f) else None,
+              momentum=opd.operand(f.momentum) if f.momentum.kind != "float" else acc,
+              fb_spec=cfg.channel.feedback, batch=cfg.train.batch_size, storage=feedback_storage, matrices={})
     if feedback_matrices is not None and feedback_seed is not None:
         raise CostModelError("give either feedback_matrices or feedback_seed, not both")
     for lk in s.links():
@@ -184,3 +191,9 @@ def _resolve_matrices(s: Setup, given, seed) -> dict:
     return out
 
 
+def _fprime_operand(f, act: Operand) -> Operand:
+    """f' as the channel multiplies by it: its own format if one is set; a float32 table entry; or
+    computed from O in the activations' format."""
+    if f.fprime.kind != "float":
+        return opd.operand(f.fprime)
+    return FLOAT32 if f.fprime_lut else act

@@ -27,7 +27,7 @@ import torch
 from ..core.algorithms import check_combination
 from ..core.config import RunConfig
 from ..core.quantizer import Quantizer
-from ..core.feedback import build_feedback
+from ..core.feedback import build_feedback, build_feedback_factors
 from ..nets.mlp import MLP
 from .datapath import make_datapath
 
@@ -70,9 +70,14 @@ class Channel:
         # The net's own layer kinds (a config validated them; a net given directly is checked here).
         check_combination(cfg, net.kinds)
         self.tally = None        # an instrument.OpTally to count what the channel executes
+        # A random feedback matrix is fixed when the chip is wired, so its zero entries get no wire and
+        # no product (the cost model counts its non-zeros too); forward weights change while training,
+        # so a weight stored as 0 still occupies its multiplier.
+        self.feedback_is_wiring = self.rule.random_feedback
         self.B: dict[int, torch.Tensor] = {}
         self._magnitudes: dict[int, torch.Tensor] = {}
         self.per_weight_B: dict[int, torch.Tensor] = {}
+        self.factors: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}   # low-rank links applied as two factors
         if self.rule.random_feedback:
             self.draw_feedback(net)
         self._alloc(net, batch)
@@ -124,6 +129,12 @@ class Channel:
                 self.per_weight_B[k] = torch.from_numpy(m.reshape(full))
                 continue
             self.feedback_spec.check_shape(shape, where)
+            if self.feedback_spec.two_factors(shape) and not self.adaptive:
+                # The cheaper circuit: R @ U then @ V (the matrix is kept for inspection only).
+                left, right = build_feedback_factors(self.feedback_spec, shape, self.rng, fans=fans)
+                self.factors[k] = (self.q_feedback(torch.from_numpy(left)), self.q_feedback(torch.from_numpy(right)))
+                self.B[k] = self.factors[k][0] @ self.factors[k][1]
+                continue
             m = build_feedback(self.feedback_spec, shape, self.rng, skipped=self.skipped, fans=fans)
             m = torch.from_numpy(m) if self.skipped else net.as_kernel(k + 1, torch.from_numpy(m))
             if self.feedback_spec.needs_forward_sign:
@@ -139,18 +150,27 @@ class Channel:
         self.R = list(self.J)
         self.fp = [torch.empty(batch, *shape) for shape in net.shapes[1:]]
 
-    def receive(self, k: int, net: MLP, out: torch.Tensor) -> torch.Tensor:
+    def receive(self, k: int, net: MLP, out: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Layer k's received signal J^k: through layer k+1's backward operator with ``matrix(k)``
-        (layer to layer), or a dense map from the source layer (skipped)."""
+        (layer to layer), or a dense map from the source layer (skipped). ``keep``: the dropout
+        mask, for the op tally (a dropped receiver's products count as not done)."""
         flat = out if out.dim() == 2 else out.view(out.shape[0], -1)   # conv blocks: (B, C, H, W)
-        if self.skipped:
-            self.datapath.product(k, self.R[self.source(k)], self.matrix(k, net), flat)
+        src = self.R[self.source(k)]
+        if k in self.factors:
+            left, right = self.factors[k]
+            mid = torch.mm(src, left)
+            if self.tally is not None:
+                self.tally.product(k, src, left, keep, wired_nonzeros_only=self.feedback_is_wiring)
+                self.tally.product(k, mid, right, keep, wired_nonzeros_only=self.feedback_is_wiring)
+            return torch.mm(mid, right, out=flat).view(out.shape)
+        if self.tally is not None:
+            self.tally.product(k, src, self.matrix(k, net), keep, wired_nonzeros_only=self.feedback_is_wiring)
+        if self.skipped or net.kinds[k + 1] == "dense":
+            # a dense map from the sender (skipped), or a dense layer above sending R^{k+1} @ B^k
+            # (B^k laid out as W[k+1], (sender, receiver))
+            self.datapath.product(k, src, self.matrix(k, net), flat)
             return out
-        if net.kinds[k + 1] == "dense":
-            # a dense layer above sends R^{k+1} @ B^k (B^k laid out as W[k+1], (sender, receiver))
-            self.datapath.product(k, self.R[k + 1], self.matrix(k, net), flat)
-            return out
-        return net.backward_input(k + 1, self.R[k + 1], self.matrix(k, net), out)
+        return net.backward_input(k + 1, src, self.matrix(k, net), out)
 
     def signals(self, net: MLP, acts: list[torch.Tensor], target: torch.Tensor) -> list[torch.Tensor]:
         """Fill and return ``R[k]`` for every layer from the forward activations and one-hot targets."""
@@ -168,14 +188,13 @@ class Channel:
                 # no per-neuron signal exists, so hidden biases receive none.
                 self.R[k] = r.zero_()
                 continue
-            self.receive(k, net, r)
             if self.tally is not None:
                 self.tally.step(k, r.shape[0])
-                self.tally.product(k, self.R[self.source(k)], self.matrix(k, net))
-            if self.dropout:
-                keep = torch.empty_like(r).bernoulli_(1.0 - self.dropout, generator=self.gen)
+            keep = torch.empty_like(r).bernoulli_(1.0 - self.dropout, generator=self.gen) if self.dropout else None
+            self.receive(k, net, r, keep)
+            if keep is not None:
                 r.mul_(keep).mul_(1.0 / (1.0 - self.dropout))
-            seen = None if self.tally is None else (lambda x, k=k: self.tally.fprime(k, x))
+            seen = None if self.tally is None else (lambda x, k=k, keep=keep: self.tally.fprime(k, x, keep))
             self.datapath.send(net, r, acts[k + 1], self.fp[k], self.use_fprime, seen)
             self.R[k] = net.route(k, r)
         return self.R
@@ -237,6 +256,7 @@ class Channel:
     def state(self) -> dict:
         return {"B": {k: v.clone() for k, v in self.B.items()},
                 "per_weight_B": {k: v.clone() for k, v in self.per_weight_B.items()},
+                "factors": {k: (u.clone(), v.clone()) for k, (u, v) in self.factors.items()},
                 "counters": [self.q_error.counter, self.q_signal.counter, self.q_feedback.counter,
                              self.update_counter],
                 "gen": self.gen.get_state()}
@@ -246,6 +266,9 @@ class Channel:
             self.B[k].copy_(v)
         for k, v in state["per_weight_B"].items():
             self.per_weight_B[k].copy_(v)
+        for k, (u, v) in state.get("factors", {}).items():
+            self.factors[k][0].copy_(u)
+            self.factors[k][1].copy_(v)
         (self.q_error.counter, self.q_signal.counter, self.q_feedback.counter,
          self.update_counter) = state["counters"]
         self.gen.set_state(state["gen"])

@@ -31,31 +31,40 @@ class LayerTally:
 class OpTally:
     layers: dict = field(default_factory=lambda: defaultdict(LayerTally))
 
-    def product(self, k: int, signal: torch.Tensor, matrix: torch.Tensor) -> None:
+    def product(self, k: int, signal: torch.Tensor, matrix: torch.Tensor, keep: torch.Tensor | None = None,
+                *, wired_nonzeros_only: bool = False) -> None:
+        """A product ``signal @ matrix`` (a 2-D matrix, (sender, receiver)); ``keep`` (batch,
+        receivers): the dropout mask, a dropped receiver's products counted as not done.
+        ``wired_nonzeros_only``: the matrix is fixed wiring, so only its non-zeros are products;
+        otherwise (stored forward weights) every entry is, zeros included."""
         t = self.layers[k]
         batch = signal.shape[0]
-        nz = matrix != 0
-        nnz_col = nz.sum(dim=0)
-        nnz = float(nnz_col.sum())
+        nz = matrix != 0 if wired_nonzeros_only else torch.ones_like(matrix, dtype=torch.bool)
+        nnz_col = nz.sum(dim=0).double()
+        # how many examples each receiver's products run for
+        runs = keep.reshape(batch, -1).sum(dim=0).double() if keep is not None else torch.full_like(nnz_col, batch)
+        products = float((nnz_col * runs).sum())
         values = matrix[nz]
         binary = values.numel() > 0 and bool((values == values[0]).all())
         grid = signal_grid(signal)
         if binary:
-            t.gated += batch * nnz
+            t.gated += products
         elif grid == "sign":
-            t.sign_flips += batch * nnz
+            t.sign_flips += products
         elif grid == "pow2":
-            t.shifts += batch * nnz
+            t.shifts += products
         else:
-            t.mults += batch * nnz
-        t.accumulate_adds += batch * float((nnz_col - 1).clamp(min=0).sum())
+            t.mults += products
+        t.accumulate_adds += float(((nnz_col - 1).clamp(min=0) * runs).sum())
 
-    def fprime(self, k: int, received: torch.Tensor) -> None:
-        """f' times the received signal: a shift when that signal is on a power-of-two grid."""
+    def fprime(self, k: int, received: torch.Tensor, keep: torch.Tensor | None = None) -> None:
+        """f' times the received signal of every kept receiver: a shift when that signal is on a
+        power-of-two grid."""
+        n = received.numel() if keep is None else float(keep.sum())
         if signal_grid(received) == "float":
-            self.layers[k].fprime_mults += received.numel()
+            self.layers[k].fprime_mults += n
         else:
-            self.layers[k].shifts_fprime += received.numel()
+            self.layers[k].shifts_fprime += n
 
     def step(self, k: int, batch: int) -> None:
         t = self.layers[k]

@@ -143,6 +143,9 @@ class Trainer:
         self.grads = [torch.empty_like(w) for w in self.net.W]
         self.velocity = ([torch.zeros_like(w) for w in self.net.W], [torch.zeros_like(b) for b in self.net.b]) \
             if t.momentum else None
+        # The velocity as stored: rounded into formats.momentum by every update (float32: kept as is).
+        self.momentum_q = Quantizer(cfg.formats.momentum, t.seed * 4 + 9, self.runtime.backend) \
+            if cfg.formats.momentum.kind != "float" else None
         self.step = 0
         self.epoch = 0
         # Preallocated per-minibatch buffers: inputs, one-hot targets, activations, bias updates.
@@ -212,7 +215,10 @@ class Trainer:
         net = self.net
         if mom:
             vw, vb = self.velocity[0][k], self.velocity[1][k]
-            g, gb = vw.mul_(mom).add_(g, alpha=scale), vb.mul_(mom).add_(gb, alpha=scale)
+            if self.momentum_q is None:
+                g, gb = vw.mul_(mom).add_(g, alpha=scale), vb.mul_(mom).add_(gb, alpha=scale)
+            else:       # v = Q(mom v + scale g), one rounding into the stored velocity's format
+                g, gb = self.momentum_q.add_(vw.mul_(mom), g, scale), self.momentum_q.add_(vb.mul_(mom), gb, scale)
             scale = 1.0
         q = net.weight_q
         if q is not None and not net.shadow:
@@ -232,7 +238,8 @@ class Trainer:
         return {"net": self.net.state(), "channel": self.channel.state(), "step": self.step,
                 "epoch": self.epoch, "data_rng": self.data_rng.bit_generator.state,
                 "feedback_rng": self.channel.rng.bit_generator.state,
-                "velocity": self.velocity}
+                "velocity": self.velocity,
+                "momentum_counter": None if self.momentum_q is None else self.momentum_q.counter}
 
     def load_state(self, state: dict) -> None:
         self.net.load_state(state["net"])
@@ -243,6 +250,8 @@ class Trainer:
         if self.velocity is not None:
             for dst, src in zip(self.velocity[0] + self.velocity[1], state["velocity"][0] + state["velocity"][1]):
                 dst.copy_(src)
+        if self.momentum_q is not None:
+            self.momentum_q.counter = state["momentum_counter"]
 
     def run(self, *, on_epoch=None, progress: bool = False):
         """Train the remaining epochs, yielding an ``EpochRecord`` after each."""

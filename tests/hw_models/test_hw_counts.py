@@ -322,3 +322,32 @@ def test_forward_priced_at_its_configured_precision():
     assert sh.energy(phase="forward", what="forward_mac") == q.energy(phase="forward", what="forward_mac")
     # the float forward has none of this
     assert not f.select(what="weights_copy") and not f.select(what="activation_quantize")
+
+
+BIT_TRUE = ["channel.algorithm=rbp", "formats.feedback=fixed:w=8,f=6", "formats.error=fixed:w=8,f=6",
+            "formats.signal=fixed:w=8,f=6", "formats.quantize_at=after_fprime",
+            "formats.channel_accumulator=fixed:w=18,f=12", "formats.fprime_lut=32", "formats.fprime=fixed:w=6,f=5",
+            "train.momentum=0.9", "formats.momentum=fixed:w=12,f=10"]
+
+
+def test_bit_true_datapath_priced_as_configured():
+    """The bit-true channel is priced with the widths the trainer uses (tests/test_bit_true.py):
+    every feedback add at the configured 18-bit accumulator (not the 23 / 20 bits an exact sum
+    of 8 x 8-bit products over fan-in 100 / 10 needs), f' read from a 32-entry table of 6-bit
+    entries (no 1 - O^2 evaluated), J x f' an 18 x 6-bit product, and the velocity stored in 12 bits."""
+    r = rep(*BIT_TRUE)
+    accs = {(x.layer, x.bits_a, x.count) for x in r.select(phase="error_projection", what="feedback_accumulate")}
+    assert accs == {(h, 18, 99 * 100) for h in (1, 2, 3)} | {(4, 18, 9 * 100)}
+    table = r.select(what="fprime_table")
+    assert {(x.layer, x.count, x.capacity_bytes) for x in table} == {(h, 100 * 6, 32 * 6 / 8) for h in (1, 2, 3, 4)}
+    assert not r.select(what="fprime_eval")
+    assert {(x.op, x.bits_a, x.bits_b) for x in r.select(what="fprime_product")} == {("mult", 18, 6)}
+    # velocity: read and written once per minibatch of 100, 12 bits per weight and bias: layer 2 has 100 x 101
+    vel = {(x.layer, x.op): x.count for x in r.select(what="velocity")}
+    assert vel[(2, "sram_read")] == vel[(2, "sram_write")] == pytest.approx(100 * 101 * 12 / 100)
+    assert vel[(1, "sram_read")] == pytest.approx(100 * 785 * 12 / 100)
+    # the same formats without the bit-true accumulator: each sum as wide as it needs, f' evaluated
+    wide = rep(*[o for o in BIT_TRUE if "channel_accumulator" not in o and "fprime_lut" not in o])
+    assert {x.layer: x.bits_a for x in wide.select(phase="error_projection", what="feedback_accumulate")} \
+        == {1: 23, 2: 23, 3: 23, 4: 20}
+    assert wide.count(what="fprime_eval", op="mult") == 400

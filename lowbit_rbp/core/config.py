@@ -219,10 +219,13 @@ def describe(cfg: RunConfig) -> str:
         parts.append("nofprime")
     if c.feedback != FeedbackSpec() and c.rule.random_feedback:
         parts.append(c.feedback.spec)
-    for name in ("error", "signal", "feedback", "update"):
+    for name in ("error", "signal", "feedback", "update", "accumulator", "channel_accumulator", "fprime",
+                 "weights", "activations", "momentum"):
         fmt = getattr(cfg.formats, name)
         if fmt.kind != "float":
             parts.append(f"{name}={fmt.spec}")
+    if cfg.formats.fprime_lut:
+        parts.append(f"fprime_lut={cfg.formats.fprime_lut}")
     if c.dropout:
         parts.append(f"dropout={c.dropout}")
     return " ".join(parts)

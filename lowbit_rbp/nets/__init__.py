@@ -1,5 +1,5 @@
 """Forward networks: their layer layout (``layout``, read by the trainer and the cost model alike),
-the dense net (``mlp``), the conv net (``convnet``) and the Brevitas forward quantizers."""
+the dense net (``mlp``), and the conv net (``convnet``), on their stored-weight and activation formats."""
 from __future__ import annotations
 
 import numpy as np

@@ -22,6 +22,9 @@ ROUNDINGS = ("nearest_even", "nearest_away", "truncate", "stochastic")
 OVERFLOWS = ("saturate", "wrap")
 UNDERFLOWS = ("clip", "flush", "stochastic")
 LEVELS = ("paper", "full")
+# Random bits per stochastic rounding: the kernels draw one uniform on a 2^-24 grid per rounded value
+# (kernels/reference.py uniform_counter); the cost model prices them as random bits.
+UNIFORM_BITS = 24
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,11 @@ class Float32:
     @property
     def spec(self) -> str:
         return "float32"
+
+    @property
+    def random_bits(self) -> int:
+        """Random bits one rounding into this format draws (none: nothing is rounded)."""
+        return 0
 
     def quantize(self, x, *, seed: int = 0, counter: int = 0):
         from kernels import reference
@@ -84,6 +92,12 @@ class LogQuant:
     @property
     def kind(self) -> str:
         return "log"
+
+    @property
+    def random_bits(self) -> int:
+        """Random bits one rounding draws: a 24-bit uniform for the stochastic underflow (the
+        kernels' counter-based uniforms are on a 2^-24 grid), none for flush."""
+        return UNIFORM_BITS if self.underflow == "stochastic" else 0
 
     @property
     def min_exponent(self) -> int:
@@ -145,6 +159,11 @@ class FixedPoint:
     @property
     def kind(self) -> str:
         return "fixed"
+
+    @property
+    def random_bits(self) -> int:
+        """Random bits one rounding draws: a 24-bit uniform for stochastic rounding, none otherwise."""
+        return UNIFORM_BITS if self.rounding == "stochastic" else 0
 
     @property
     def int_min(self) -> int:

@@ -79,6 +79,11 @@ class _Acc:
             return
         self.items.append(Action(phase, layer, what, "rng_bit", "lfsr", 1, 0, float(bits), "bit"))
 
+    def rounding(self, phase, layer, what, fmt, count):
+        """The random bits of ``count`` roundings into ``fmt`` (stochastic rounding or underflow:
+        the trainer draws a uniform per rounded value; nearest rounding draws none)."""
+        self.rng(phase, layer, what + "_rounding", count * fmt.random_bits)
+
 
 def _activation_ops(acc: _Acc, s: Setup, phase: str, h: int, n: float, derivative: bool):
     """Hidden activation (forward) or its derivative f' (channel), per neuron."""
@@ -94,6 +99,7 @@ def _activation_ops(acc: _Acc, s: Setup, phase: str, h: int, n: float, derivativ
             acc.add(phase, h, "fprime_eval", s.act, n)
             if not s.fprime_value.is_float:      # rounded into formats.fprime
                 acc.op(phase, h, "fprime_round", "compare", s.act, s.act.bits, 0, n)
+                acc.rounding(phase, h, "fprime", f.fprime, n)
         elif a == "relu":
             acc.op(phase, h, "fprime_eval", "compare", s.act, s.act.bits, 0, n)
         return
@@ -132,6 +138,7 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
             _activation_ops(acc, s, "forward", h, layer.conv_out, derivative=False)
             if not s.act.is_float:   # the activation's value rounded into formats.activations
                 acc.op("forward", h, "activation_quantize", "compare", FLOAT32, FLOAT32.bits, 0, layer.conv_out)
+                acc.rounding("forward", h, "activation", s.cfg.formats.activations, layer.conv_out)
         else:   # softmax: exp, sum, normalise
             acc.op("forward", h, "softmax", "activation_fn", s.act, ab, 0, layer.n_out)
             acc.add("forward", h, "softmax", s.act, layer.n_out)
@@ -143,6 +150,7 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
             # Once per minibatch the float32 master weights are rounded into the forward's copy:
             # one rounding (charged as a compare of the float32 value) per weight and bias.
             acc.op("forward", h, "weight_quantize", "compare", s.weight_store, sb, 0, nwb / batch)
+            acc.rounding("forward", h, "weight", s.cfg.formats.weights, nwb / batch)
             acc.mem("forward", h, "weights", "sram_read", nwb * sb / batch, nwb * sb)
             acc.mem("forward", h, "weights_copy", "sram_write", wbits / batch, wbits)
             memory.append(MemoryRecord(h, "weights_copy", "dense", wbits, nwb,
@@ -162,6 +170,7 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
     acc.add("error_projection", L, "output_error", s.act, out_n)
     if s.error_quantized:
         acc.op("error_projection", L, "quantize_error", "compare", s.act, ab, 0, out_n)
+        acc.rounding("error_projection", L, "error", s.cfg.formats.error, out_n)
     acc.mem("error_projection", L, "activations", "sram_read", out_n * ab, out_n * ab)
     acc.mem("error_projection", L, "signals", "sram_write", out_n * s.error.bits, out_n * s.error.bits)
     signal_ops = {top: s.error}
@@ -213,6 +222,8 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
             if s.signal_quantized:
                 acc.op("error_projection", h, "quantize_signal", "compare", J, J.bits, 0, n_recv)
             R = Jq
+        if s.signal_quantized:
+            acc.rounding("error_projection", h, "signal", s.cfg.formats.signal, n_recv)
         signal_ops[j] = R
         # memory: the feedback store (or its LFSR), the sender's signals read, R^h written
         if mc.storage_kind == "shared_forward":
@@ -251,6 +262,7 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
         u = opd.result(R, s.act)
         if s.update_quantized:
             acc.op("weight_gradient", h, "quantize_update", "compare", u, u.bits, 0, layer.n_weights)
+            acc.rounding("weight_gradient", h, "update", s.cfg.formats.update, layer.n_weights)
         acc.add("weight_gradient", h, "update_accumulate", s.acc, layer.fwd_macs)
         acc.add("weight_gradient", h, "bias_accumulate", s.acc, layer.conv_out)
         nwb = layer.n_weights + layer.n_biases
@@ -265,6 +277,8 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
         # per minibatch, charged / batch
         acc.product("weight_update", h, "lr_scale", s.acc, FLOAT32, nwb / batch)
         acc.add("weight_update", h, "weight_write", s.weight_store, nwb / batch)
+        if not s.weight_store.is_float:      # the stored weight rounded by its update
+            acc.rounding("weight_update", h, "weight_write", s.cfg.formats.weights, nwb / batch)
         hidden = j < L - 1
         if hidden and s.cfg.channel.update == "sign":
             acc.product("weight_update", h, "sign_update", s.acc, s.acc, nwb / batch)
@@ -276,6 +290,7 @@ def count_example(s: Setup, floorplan: Floorplan | None = None) -> Counts:
             v = s.momentum
             acc.product("weight_update", h, "momentum", v, FLOAT32, nwb / batch)
             acc.add("weight_update", h, "momentum", v, nwb / batch)
+            acc.rounding("weight_update", h, "momentum", s.cfg.formats.momentum, nwb / batch)
             acc.mem("weight_update", h, "velocity", "sram_read", nwb * v.bits / batch, nwb * v.bits)
             acc.mem("weight_update", h, "velocity", "sram_write", nwb * v.bits / batch, nwb * v.bits)
             memory.append(MemoryRecord(h, "velocity", "dense", nwb * v.bits, nwb))

@@ -351,3 +351,22 @@ def test_bit_true_datapath_priced_as_configured():
     assert {x.layer: x.bits_a for x in wide.select(phase="error_projection", what="feedback_accumulate")} \
         == {1: 23, 2: 23, 3: 23, 4: 20}
     assert wide.count(what="fprime_eval", op="mult") == 400
+
+
+def test_stochastic_rounding_draws_are_priced():
+    """Each stochastic rounding draws one 24-bit uniform in the trainer (kernels/reference.py
+    uniform_counter), so the cost model charges 24 random bits per rounded value: 10 output errors,
+    100 sent signals per hidden layer, and every stored weight and bias once per minibatch of 100."""
+    sto = ["channel.algorithm=srbp", "channel.feedback=sparse:n=1", "formats.quantize_at=after_fprime",
+           "formats.error=fixed:w=4,f=3,round=stochastic", "formats.signal=fixed:w=4,f=3,round=stochastic",
+           "formats.weights=fixed:w=8,f=6,round=stochastic"]
+    r = rep(*sto)
+    bits = {(x.layer, x.what): x.count for x in r.select(op="rng_bit")}
+    assert bits[(5, "error_rounding")] == 10 * 24
+    assert [bits[(h, "signal_rounding")] for h in (1, 2, 3, 4)] == [100 * 24] * 4
+    assert bits[(2, "weight_write_rounding")] == pytest.approx(100 * 101 / 100 * 24)
+    assert bits[(1, "weight_write_rounding")] == pytest.approx(100 * 785 / 100 * 24)
+    assert sum(bits.values()) == pytest.approx(240 + 4 * 2400 + (WEIGHTS + BIASES) / 100 * 24)
+    nearest = rep(*[o.replace(",round=stochastic", "") for o in sto])
+    assert not nearest.select(op="rng_bit")
+    assert nearest.summary["energy_per_example_pj"]["total"] < r.summary["energy_per_example_pj"]["total"]

@@ -38,6 +38,7 @@ from .records import DONE, EPOCH_FIELDS, EpochRecord, RunRecord
 
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "finished", "diverged", "failed")
+PRUNED_TAG = "pruned"     # tag of a run a search stopped early (status failed; see record_pruned)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -209,6 +210,19 @@ class Store:
             self._check_owner(c, config_hash, owner)
             c.execute("UPDATE runs SET status=?, finished=?, error=?, heartbeat=? WHERE config_hash=?",
                       (status, _now(), error, time.time(), config_hash))
+
+    def record_pruned(self, config_hash: str, owner: str, info: dict) -> None:
+        """End a run this owner holds that a search stopped early (``lowbit_rbp.results.search``):
+        its epochs are kept, ``tags["pruned"] = info`` says where and why, and its status is
+        ``failed``: not done, so a sweep that wants the run trains it in full (from scratch), and
+        reports that show finished runs leave it out."""
+        with self.transaction() as c:
+            self._check_owner(c, config_hash, owner)
+            row = c.execute("SELECT tags_json FROM runs WHERE config_hash=?", (config_hash,)).fetchone()
+            tags = {**json.loads(row["tags_json"] or "{}"), PRUNED_TAG: info}
+            c.execute("UPDATE runs SET status='failed', finished=?, error=?, heartbeat=?, tags_json=? "
+                      "WHERE config_hash=?", (_now(), f"pruned: {json.dumps(info, sort_keys=True)}", time.time(),
+                                              json.dumps(tags, sort_keys=True), config_hash))
 
     # --- reading ------------------------------------------------------------------------------
     @classmethod

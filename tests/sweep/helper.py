@@ -1,6 +1,7 @@
 """Tiny synthetic data and a sweep driver for the sweep tests (run as a script in subprocesses).
 
     python helper.py STORE [--reverse] [--delay SECONDS] [--scheduler tcp://HOST:PORT]
+    python helper.py STORE --search TRIALS [--delay SECONDS]      # a search of TINY_SPACE
 """
 from __future__ import annotations
 
@@ -33,6 +34,22 @@ SWEEP = {
     "base": {"model": {"hidden": [8]}, "train": {"epochs": 3, "batch_size": 20}},
     "grid": {"channel.algorithm": ["bp", "rbp", "srbp"]},
 }
+
+
+# A tiny design space: 3 x 3 x 2 = 18 configurations of a tiny SRBP net (costs differ by knob).
+TINY_SPACE = {
+    "name": "tiny_space",
+    "base": {"model": {"hidden": [8]}, "channel": {"algorithm": "srbp"}, "train": {"epochs": 3, "batch_size": 20}},
+    "knobs": {"formats.error": ["float32", "log:alpha=2,bits=2", "log:alpha=2,bits=4"],
+              "formats.weights": ["float32", "fixed:w=12,f=10,round=stochastic", "fixed:w=8,f=6,round=stochastic"],
+              "channel.feedback": ["glorot_normal", "sparse:n=1"]},
+}
+TINY_OBJECTIVES = ("accuracy:max", "energy_pj:min", "area_mm2:min")
+
+
+def space(**changes):
+    from lowbit_rbp.results.search import parse_space
+    return parse_space({**TINY_SPACE, **changes})
 
 
 def sweep(**changes):
@@ -71,14 +88,21 @@ def main(argv):
     p.add_argument("--reverse", action="store_true")
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--scheduler", default=None, help="train on this Dask scheduler's workers (slow epochs)")
+    p.add_argument("--search", type=int, default=0, help="search TINY_SPACE with this many trials instead")
     args = p.parse_args(argv)
+    from lowbit_rbp.core.runtime import Runtime
     from lowbit_rbp.results.sweep import run_sweep
     if args.delay:
         slow_epochs(args.delay)
+    if args.search:
+        from lowbit_rbp.results.search import run_search
+        s = run_search(space(), args.store, TINY_OBJECTIVES, args.search, data=DATA_SPEC, progress=False,
+                       runtime=Runtime(threads=1))
+        print("trained", len(s.trained), "reused", len(s.reused), flush=True)
+        return 0
     sw = sweep()
     if args.reverse:
         sw.runs.reverse()
-    from lowbit_rbp.core.runtime import Runtime
     if args.scheduler:
         s = run_sweep(sw, args.store, data=SLOW_DATA_SPEC, progress=False, executor="dask", scheduler=args.scheduler)
     else:

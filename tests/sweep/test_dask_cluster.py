@@ -86,21 +86,24 @@ class Cluster:
     """A scheduler and two no-nanny workers as subprocesses, each in its own folder."""
 
     def __init__(self, root: Path, forbidden: Path):
-        self.root = root
+        self.root, self.forbidden = root, forbidden
+        self.procs: list = []
+        self.worker_dirs: list = []
+
+    def start(self) -> None:
+        root, forbidden = self.root, self.forbidden
         guard = root / "guard"
         guard.mkdir(parents=True)
         (guard / "sitecustomize.py").write_text(GUARD)
-        env = {**os.environ, "PYTHONPATH": str(guard), "LOWBIT_TEST_FORBIDDEN": str(forbidden),
-}
+        env = {**os.environ, "PYTHONPATH": str(guard), "LOWBIT_TEST_FORBIDDEN": str(forbidden)}
         sched_dir = root / "scheduler"
         sched_dir.mkdir()
         self.file = root / "scheduler.json"
-        self.procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                        "--scheduler-file", str(self.file)], cwd=sched_dir, env=env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        self.procs.append(subprocess.Popen(
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
+             str(self.file)], cwd=sched_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         _wait_for(lambda: self.file.exists() and self.file.stat().st_size > 0, 60, "the scheduler file")
         self.address = json.loads(self.file.read_text())["address"]
-        self.worker_dirs = []
         for i in range(2):
             wd = root / f"worker{i}"
             wd.mkdir()
@@ -131,6 +134,7 @@ def cluster(tmp_path):
     client_dir.mkdir()
     c = Cluster(tmp_path / "cluster", client_dir)
     try:
+        c.start()
         yield c, client_dir
     finally:
         c.close()

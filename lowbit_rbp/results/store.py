@@ -14,7 +14,10 @@ Run life cycle (``runs.status``): ``pending`` -> ``running`` -> ``finished`` | `
   run gives the same epochs an uninterrupted one would; no checkpoints are kept.
 * Each finished epoch is written as it finishes (with a heartbeat); a write from a worker that
   no longer owns the run is refused (``StoreError``).
-* The final status is set in one transaction, with ``finished`` time.
+* The final status is set in one transaction, with ``finished`` time. A search may end a run
+  early (``record_pruned``): status ``failed`` with the tag ``pruned``, its epochs kept.
+* With the Dask executor the sweep's own process is the only writer: workers stream their epochs
+  back to it (``lowbit_rbp.results.remote``), so the store never sits on a network file system.
 
 Readers get typed records (``lowbit_rbp.results.records``). ``Store.read_only(path)`` opens a
 store without ever writing to it (reports, while a sweep writes the same file).

@@ -102,6 +102,10 @@ def test_pruning_stops_a_trial_that_cannot_win(tmp_path):
         at_rung = st.epochs(good)[0].test_acc
         assert pruned.epochs[0].test_acc < at_rung
         winner = st.run(good).test_acc
+    from lowbit_rbp.report.tables import group, load_results, markdown_table
+    results = load_results(store)
+    table = markdown_table(group(results), results)        # reports name the pruned run as such
+    assert "[1 pruned by a search]" in table and "unfinished" not in table
     # A sweep wants the pruned configuration: it is trained in full (from scratch), and loses.
     sw = run_sweep([space.config({"train.lr": 1e-6})], store, data=helper.DATA_SPEC, progress=False, runtime=ONE)
     assert sw.ran == {slow: "finished"}

@@ -369,7 +369,8 @@ class SearchSummary:
 
 
 class _Lock:
-    """An exclusive lock on a journal: one search client per study file."""
+    """An exclusive advisory lock (flock) on the journal file itself: one search client per journal.
+    Optuna's own lock for its writes is a separate symlink (``JOURNAL.lock``)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -382,8 +383,8 @@ class _Lock:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self.fd)
-            raise ConfigError(f"another search holds {str(self.path)!r}: one search at a time per journal "
-                              "(wait for it, or give --journal another file)") from None
+            raise ConfigError(f"another search is using the journal {str(self.path)!r}: one search at a time per "
+                              "journal (wait for it to end, or give --journal another file)") from None
         return self
 
     def __exit__(self, *exc):
@@ -639,7 +640,7 @@ def run_search(space, store_path, objectives, trials: int, *, runtime: Runtime |
     store_path = Path(store_path).resolve()
     journal = Path(journal) if journal else journal_path(store_path)
     _check_cost(space, cost_fn)
-    with _Lock(journal.with_name(journal.name + ".client")):
+    with _Lock(journal):
         study = open_study(space, objectives, journal, make_sampler(sampler, seed))
         with Store(store_path) as store:
             backend = make_backend(executor, runtime, client=client, scheduler=scheduler)

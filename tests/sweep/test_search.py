@@ -227,6 +227,15 @@ def test_bad_space_files_give_one_clear_error(tmp_path):
         helper.space(knobs={"train.lr": {"low": 0.01, "high": 0.1, "log": True}}).grid()
 
 
+def test_one_search_at_a_time_per_journal(tmp_path):
+    from lowbit_rbp.results.search import _Lock
+    store = tmp_path / "s.db"
+    with _Lock(journal_path(store)):          # as a search running in another process holds it
+        with pytest.raises(ConfigError, match=r"another search is using the journal .*s\.optuna\.log"):
+            _search(store, 2)
+    assert not store.exists()                 # refused before touching the store
+
+
 def test_bad_space_on_the_command_line_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text('[base]\nchannel.algorithm = "srbp"\n[knobs]\n"formats.signal" = { low = 4, high = 2, '

@@ -68,7 +68,7 @@ def _with_losses(points: list, objectives) -> list:
 
 
 def _tally_runs(side: Side, records: list[RunRecord]) -> None:
-    side.runs = len(records)
+    side.runs = sum(r.status in ("finished", "diverged", "failed") for r in records)     # trained to an end
     side.epochs = sum(len(r.epochs) for r in records)
     side.seconds = sum(r.seconds for r in records)
     side.pruned = sum(r.status == "failed" and PRUNED_TAG in r.tags for r in records)
@@ -146,54 +146,65 @@ def normalised_hypervolume(points: list, ideal, nadir) -> float:
 
 
 # --- the plot -----------------------------------------------------------------------------------
+def _panel(ax, grid: Side | None, search: Side, a: int, c: int, scale: float, ylim) -> None:
+    """One projection (accuracy ``a`` against cost ``c``) within ``ylim``; runs below it as
+    triangles on the bottom edge."""
+    ylo = ylim[0]
+
+    def draw(points, edge_marks=False, **style):
+        shown = [p for p in points if p.values[a] >= ylo]
+        ax.scatter([p.values[c] / scale for p in shown], [p.values[a] for p in shown], **style)
+        low = [p for p in points if p.values[a] < ylo]
+        if edge_marks and low:
+            ax.scatter([p.values[c] / scale for p in low], [ylo + 0.02 * (ylim[1] - ylo)] * len(low), marker="v",
+                       s=14, color=style["color"], alpha=0.6, zorder=2)
+    if grid:
+        draw(grid.points, True, s=12, color="0.7", zorder=1)
+    draw(search.points, True, s=18, color="#1f77b4", alpha=0.6, zorder=3)
+    if grid:
+        draw(grid.front, s=120, facecolors="none", edgecolors="k", linewidths=1.2, zorder=4)
+    draw(search.front, s=36, color="#1f77b4", edgecolors="#08306b", linewidths=0.8, zorder=5)
+    ax.set_ylim(*ylim)
+
+
 def plot_fronts(grid: Side | None, search: Side, objectives, path) -> bool:
     """Accuracy against each cost objective: the grid's runs (grey), its front (black rings), the
-    search's finished runs (blue) and its front (blue, filled). With more than one cost the fronts
-    are those of all objectives, seen in each projection."""
+    search's finished runs (blue) and its front (blue, filled); top row the whole range, bottom row
+    the designs within ``TOP_WINDOW`` points of the best. With more than one cost the fronts are
+    those of all objectives, seen in each projection."""
     from matplotlib.lines import Line2D
     from .plots import COST_TITLES, COST_UNITS, legend_outside, new_figure, save, title
     acc_i = [i for i, o in enumerate(objectives) if o.key == "accuracy"]
     costs = [i for i, o in enumerate(objectives) if o.key != "accuracy"]
-    if not acc_i or not costs or len(search.points) < 1:
+    if not acc_i or not costs or not search.points:
         return False
     a = acc_i[0]
-    fig, axes = new_figure(5.2 * len(costs) + 1.8, 4.6, 1, len(costs))
-    axes = axes if isinstance(axes, list) else [axes]
+    fig, axes = new_figure(5.2 * len(costs) + 1.8, 8.4, 2, len(costs))
+    rows = [axes[:len(costs)], axes[len(costs):]]
     fronts = [p for side in (grid, search) if side for p in side.front]
-    ylo = math.floor(min(p.values[a] for p in fronts) - 3)
-    yhi = max(p.values[a] for p in fronts) + 0.8
-    for ax, c in zip(axes, costs):
+    best = max(p.values[a] for p in fronts)
+    whole = (math.floor(min(p.values[a] for p in fronts) - 3), best + 0.8)
+    top = (best - TOP_WINDOW - 0.5, best + 0.3)
+    for col, c in enumerate(costs):
         key = objectives[c].key
         scale, unit = COST_UNITS.get(key, (1, ""))
-
-        def draw(points, **style):
-            shown = [p for p in points if p.values[a] >= ylo]
-            ax.scatter([p.values[c] / scale for p in shown], [p.values[a] for p in shown], **style)
-            low = [p for p in points if p.values[a] < ylo]
-            if low and style.get("label") in ("grid runs", "search runs"):
-                ax.scatter([p.values[c] / scale for p in low], [ylo + 0.3] * len(low), marker="v", s=14,
-                           color=style.get("color"), alpha=0.6, zorder=2)
-        if grid:
-            draw(grid.points, s=12, color="0.7", zorder=1, label="grid runs")
-        draw(search.points, s=18, color="#1f77b4", alpha=0.6, zorder=3, label="search runs")
-        if grid:
-            draw(grid.front, s=120, facecolors="none", edgecolors="k", linewidths=1.2, zorder=4, label="grid front")
-        draw(search.front, s=36, color="#1f77b4", edgecolors="#08306b", linewidths=0.8, zorder=5,
-             label="search front")
-        ax.set_ylim(ylo, yhi)
-        ax.set_xlabel(f"{COST_TITLES.get(key, key)} ({unit})", fontsize=9)
-        ax.set_ylabel("final test accuracy (%)", fontsize=9)
-        title(ax, f"accuracy vs {COST_TITLES.get(key, key)}")
+        for row, ylim in ((0, whole), (1, top)):
+            ax = rows[row][col]
+            _panel(ax, grid, search, a, c, scale, ylim)
+            ax.set_xlabel(f"{COST_TITLES.get(key, key)} ({unit})", fontsize=9)
+            ax.set_ylabel("final test accuracy (%)", fontsize=9)
+            title(ax, f"accuracy vs {COST_TITLES.get(key, key)}" + (f" (within {TOP_WINDOW:g} points of the best)"
+                                                                   if row else ""))
     handles = [Line2D([], [], color="0.7", marker="o", ls="none", label="grid: every configuration"),
                Line2D([], [], color="k", marker="o", mfc="none", ms=10, ls="none", label="grid front"),
                Line2D([], [], color="#1f77b4", marker="o", alpha=0.6, ls="none", label="search: finished trials"),
                Line2D([], [], color="#1f77b4", marker="o", mec="#08306b", ls="none", label="search front"),
-               Line2D([], [], color="0.5", marker="v", ls="none", label=f"below {ylo:g}% (bottom edge)")]
+               Line2D([], [], color="0.5", marker="v", ls="none", label="below the panel (bottom edge)")]
     if not grid:
         handles = [h for h in handles if not h.get_label().startswith("grid")]
-    legend_outside(axes[-1], handles)
-    fig.suptitle(f"{search.extra['study']}: fronts of all {len(objectives)} objectives, "
-                 f"{'each cost projection' if len(costs) > 1 else 'accuracy vs cost'}", fontsize=10)
+    legend_outside(rows[0][-1], handles)
+    fig.suptitle(f"{search.extra['study']}: fronts of all {len(objectives)} objectives"
+                 + (", each cost projection" if len(costs) > 1 else ""), fontsize=10)
     fig.tight_layout()
     return save(fig, path)
 

@@ -14,7 +14,7 @@ from lowbit_rbp.cli import main
 from lowbit_rbp.core.runtime import Runtime
 from lowbit_rbp.errors import ConfigError
 from lowbit_rbp.results.pareto import hypervolume, nondominated_ranks
-from lowbit_rbp.results.search import (Pruner, journal_path, open_study, parse_objectives, parse_space, run_search,
+from lowbit_rbp.results.search import (Pruner, journal_path, open_study, parse_objectives, run_search,
                                        train_grid)
 from lowbit_rbp.results.store import Store
 from lowbit_rbp.results.sweep import run_sweep

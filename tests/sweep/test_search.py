@@ -165,19 +165,27 @@ def test_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     assert len(counted) == 8
 
 
-def test_search_on_dask_prunes_through_the_scheduler(tmp_path):
-    distributed = pytest.importorskip("distributed")
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_parallel_search_prunes_runs_in_their_workers(tmp_path, executor):
+    """Two worker processes (local, or a Dask cluster): decisions at the rung reach the workers, so a
+    pruned run stops exactly there."""
     store = tmp_path / "d.db"
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  host="127.0.0.1") as cluster, distributed.Client(cluster) as client:
-        s = _search(store, 9, executor="dask", client=client, pruner=Pruner(eta=3, min_epochs=1), sampler="random")
+    kw = {"pruner": Pruner(eta=3, min_epochs=1), "sampler": "random"}
+    if executor == "dask":
+        distributed = pytest.importorskip("distributed")
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                      host="127.0.0.1") as cluster, distributed.Client(cluster) as client:
+            s = _search(store, 9, executor="dask", client=client, **kw)
+    else:
+        s = _search(store, 9, runtime=Runtime(threads=1, workers=2), **kw)
     assert s.size == 9 and len(s.trained) == 9
     with Store(store) as st:
         runs = st.runs()
-        for r in runs:
-            assert len(r.epochs) == (1 if "pruned" in r.tags else 3)
-            assert r.status == ("failed" if "pruned" in r.tags else "finished")
-        assert {r.machine["pid"] for r in runs}.isdisjoint({os.getpid()})     # trained on the workers
+    for r in runs:
+        assert len(r.epochs) == (1 if "pruned" in r.tags else 3)
+        assert r.status == ("failed" if "pruned" in r.tags else "finished")
+    pids = {r.machine["pid"] for r in runs}
+    assert len(pids) == 2 and os.getpid() not in pids          # trained in the two workers
     assert list(s.trained.values()).count("pruned") == sum("pruned" in r.tags for r in runs) >= 1
 
 

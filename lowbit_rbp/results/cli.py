@@ -184,7 +184,7 @@ def cmd_search(args) -> int:
         from ..report.search_report import write_search_report
         command = "lowbit-rbp " + " ".join(getattr(args, "argv", sys.argv[1:]))
         path = write_search_report(space, args.store, objectives, args.report, grid_store=args.grid_store,
-                                   journal=args.journal, command=command)
+                                   journal=args.journal, other_stores=args.other_search, command=command)
         print(path.read_text())
         print(f"wrote {path}", file=sys.stderr)
         return 0
@@ -269,6 +269,8 @@ def register(subparsers) -> None:
     p.add_argument("--report", default=None, metavar="OUT.md", help="write the search's front (beside the "
                    "grid's, with --grid-store) to OUT.md and a plot beside it; trains nothing")
     p.add_argument("--grid-store", default=None, help="the store holding the space's grid (--report)")
+    p.add_argument("--other-search", action="append", default=[], metavar="STORE",
+                   help="--report: another search's store (its journal beside it), measured the same way; repeatable")
     Runtime.add_flags(p, workers=True)
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")

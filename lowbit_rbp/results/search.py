@@ -642,6 +642,10 @@ def run_search(space, store_path, objectives, trials: int, *, runtime: Runtime |
     _check_cost(space, cost_fn)
     with _Lock(journal):
         study = open_study(space, objectives, journal, make_sampler(sampler, seed))
+        # How this study is searched (the report names it; a rerun with other settings records its own).
+        study.set_user_attr("sampler", f"{sampler} (seed {seed})")
+        study.set_user_attr("pruning", f"asynchronous successive halving, eta {pruner.eta}, first rung at epoch "
+                                       f"{pruner.min_epochs}" if pruner is not None else "off")
         with Store(store_path) as store:
             backend = make_backend(executor, runtime, client=client, scheduler=scheduler)
             search = Search(space, objectives, study, store, backend, pruner=pruner, runtime=worker_runtime,

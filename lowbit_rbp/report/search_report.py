@@ -21,7 +21,8 @@ from ..report.markdown import fmt, md_table
 from ..report.tables import COST_INFO, default_cost
 from ..results.pareto import front, hypervolume
 from ..results.records import RunRecord
-from ..results.search import Space, journal_path, objective_values, open_study
+from ..results.search import journal_path, objective_values, open_study
+from ..results.space import Space
 from ..results.store import PRUNED_TAG, Store
 
 REFERENCE = 1.1      # the reference point in normalised losses: 10 % beyond the reference front's nadir

@@ -175,7 +175,8 @@ def _search_setting(args, space, name):
 
 def cmd_search(args) -> int:
     from ..core.runtime import Runtime
-    from .search import Pruner, load_space, parse_objectives, run_search, train_grid
+    from .search import Pruner, parse_objectives, run_search, train_grid
+    from .space import load_space
     space = load_space(args.space)
     objectives = parse_objectives(_search_setting(args, space, "objectives"))
     if args.executor == "local" and args.scheduler:

@@ -48,7 +48,7 @@ TINY_OBJECTIVES = ("accuracy:max", "energy_pj:min", "area_mm2:min")
 
 
 def space(**changes):
-    from lowbit_rbp.results.search import parse_space
+    from lowbit_rbp.results.space import parse_space
     return parse_space({**TINY_SPACE, **changes})
 
 

@@ -231,6 +231,10 @@ def test_bad_space_files_give_one_clear_error(tmp_path):
         parse_objectives(["accuracy:max", "energy:min"])
     with pytest.raises(ConfigError, match=r"objective accuracy direction: got 'up'"):
         parse_objectives(["accuracy:up"])
+    with pytest.raises(ConfigError, match=r"\[search\] trials: got '81'; allowed: an integer >= 1"):
+        helper.space(search={"trials": "81"})
+    with pytest.raises(ConfigError, match=r"\[search\]: unknown key: got 'budget'"):
+        helper.space(search={"budget": 3})
     with pytest.raises(ConfigError, match=r"float range has no grid"):
         helper.space(knobs={"train.lr": {"low": 0.01, "high": 0.1, "log": True}}).grid()
 

@@ -310,7 +310,9 @@ def _result(grid: Side | None, search: Side, others: list, has_top: bool) -> lis
                        "finished", "front size", "hypervolume"]
                       + ([f"hypervolume, accuracy within {TOP_WINDOW:g} points of the best"] if has_top else [])
                       + (["% of the grid's hypervolume"] if grid else []),
-                      [row(s) for s in (grid, search, *others) if s]), ""]
+                      [row(s) for s in (grid, search, *others) if s]), "",
+             "Epochs trained measure the work; the training time is the wall-clock time of the epochs (single-"
+             "threaded runs, possibly on a machine shared with other jobs), for orientation only.", ""]
     if grid and grid.hv > 0:
         ratio = search.hv / grid.hv
         share = search.runs / grid.extra["size"]

@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[test,dist]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,dist,search]'
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -19,7 +19,7 @@ from hw_models.errors import CostModelError
 from ..core.algorithms import REPORT_ORDER as ALG_ORDER
 from ..errors import ConfigError, LowbitError, bad_value
 from ..results.records import Group, RunRecord
-from ..results.store import Store
+from ..results.store import PRUNED_TAG, Store
 
 # Cost per training example (lowbit_rbp.cost: the cost report's dynamic energy and counts, and the
 # hardware budget on the default architecture template); any of them can bound a budget.
@@ -186,8 +186,12 @@ def _fmt(x, digits=2):
 
 def _acc(g: Group) -> str:
     acc = ("" if math.isnan(g.mean) else f"{g.mean:.2f}") + (f" ({g.sd:.2f})" if not math.isnan(g.sd) else "")
-    if g.unfinished:
-        acc += f" [{g.unfinished} unfinished]"
+    # Runs a search stopped early (lowbit_rbp.results.search) are named apart from runs still to train.
+    pruned = sum(r.status == "failed" and PRUNED_TAG in r.tags for r in g.runs)
+    if pruned:
+        acc += f" [{pruned} pruned by a search]"
+    if g.unfinished - pruned:
+        acc += f" [{g.unfinished - pruned} unfinished]"
     return acc
 
 

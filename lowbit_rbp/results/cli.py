@@ -6,6 +6,7 @@
     lowbit-rbp sweep SWEEP.toml --reclaim     # take over runs left 'running' by a host that went away
     lowbit-rbp reproduce foundation --epochs 20 --seeds 0,1,2 --workers 2    # a named sweep + its report
     lowbit-rbp report --store results/sweeps.db --out reports/sweeps --budget energy_pj=5e5 --budget wires=2e4
+    lowbit-rbp search SPACE.toml --objective accuracy:max --objective energy_pj:min --trials 81 --store S.db
 
 ``report`` writes ``tables.md`` (every table with its protocol) and PNG plots: accuracy vs error bits,
 update bits, sparsity n, rank and LC dropout (each when the store has such runs), training curves, and
@@ -211,6 +212,57 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _search_setting(args, space, name):
+    """A search setting: the command line's, else the space file's [search] table's, else the default."""
+    from .search import DEFAULTS
+    value = getattr(args, "objective" if name == "objectives" else name)
+    return value if value is not None else space.defaults.get(name, DEFAULTS[name])
+
+
+def cmd_search(args) -> int:
+    from ..core.runtime import Runtime
+    from .search import Pruner, parse_objectives, run_search, train_grid
+    from .space import load_space
+    space = load_space(args.space)
+    objectives = parse_objectives(_search_setting(args, space, "objectives"))
+    if args.executor == "local" and args.scheduler:
+        raise ConfigError("--scheduler is for --executor dask")
+    if args.report:
+        from ..report.search_report import write_search_report
+        command = "lowbit-rbp " + " ".join(getattr(args, "argv", sys.argv[1:]))
+        path = write_search_report(space, args.store, objectives, args.report, grid_store=args.grid_store,
+                                   journal=args.journal, other_stores=args.other_search, command=command)
+        print(path.read_text())
+        print(f"wrote {path}", file=sys.stderr)
+        return 0
+    runtime = Runtime.from_args(args)
+    if args.grid:
+        grid = space.grid()
+        print(f"grid of {space.name}: {len(grid.runs)} runs -> {args.store}", file=sys.stderr)
+        s = train_grid(space, args.store, runtime=runtime, executor=args.executor, scheduler=args.scheduler,
+                       progress=not args.quiet)
+        print(f"ran {len(s.ran)} ({len(s.failed)} failed), skipped {len(s.skipped)} already done, "
+              f"{len(s.busy)} held by another sweep")
+        return 1 if s.failed else 0
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    prune = _search_setting(args, space, "prune")
+    pruner = Pruner(_search_setting(args, space, "eta"), _search_setting(args, space, "min_epochs")) if prune else None
+    trials = _search_setting(args, space, "trials")
+    print(f"search {space.name}: {trials} configurations of {space.size:g}, objectives "
+          f"{', '.join(o.spec for o in objectives)} -> {args.store}", file=sys.stderr)
+    s = run_search(space, args.store, objectives, trials, runtime=runtime, executor=args.executor,
+                   scheduler=args.scheduler, sampler=_search_setting(args, space, "sampler"),
+                   seed=_search_setting(args, space, "seed"), pruner=pruner, journal=args.journal,
+                   progress=not args.quiet)
+    outcomes = list(s.trained.values())
+    print(f"study {s.study}: {s.size} configurations evaluated; trained {len(outcomes)} now "
+          f"({outcomes.count('pruned')} pruned, {outcomes.count('failed')} failed), {len(s.reused)} answered "
+          f"from the store, {s.repeats} repeated proposals" + (f"; {s.note}" if s.note else ""))
+    print(f"Optuna journal: {s.journal}", file=sys.stderr)
+    return 1 if "failed" in outcomes else 0
+
+
 def register(subparsers) -> None:
     from ..core.runtime import Runtime
     p = subparsers.add_parser("sweep", help="train every run of a sweep file into a SQLite results store")
@@ -247,6 +299,34 @@ def register(subparsers) -> None:
     p.add_argument("--store", default=None, help="results store (default: a new temporary one)")
     Runtime.add_flags(p, workers=True)
     p.set_defaults(func=cmd_demo, workers=2)
+
+    p = subparsers.add_parser("search", help="search a design space (Optuna) for the front of accuracy and "
+                              "costs, pruning hopeless runs early; or train its grid, or compare the two")
+    p.add_argument("space", metavar="SPACE.toml", help="space file: [base] and [knobs] (see "
+                   "lowbit_rbp/sweeps/search_srbp_formats.toml)")
+    p.add_argument("--objective", action="append", default=None, metavar="KEY[:max|min]",
+                   help="accuracy or a cost key (energy_pj, area_mm2, latency_s, ...); repeatable; default: the "
+                        "space file's [search] objectives, else accuracy:max and energy_pj:min")
+    p.add_argument("--trials", type=int, default=None, help="distinct configurations the study evaluates "
+                   "(a rerun continues up to it)")
+    p.add_argument("--store", default=DEFAULT_STORE, help=f"SQLite results store (default {DEFAULT_STORE})")
+    p.add_argument("--journal", default=None, help="Optuna journal file (default: STORE.optuna.log beside the store)")
+    p.add_argument("--sampler", default=None, choices=("tpe", "nsga2", "random"))
+    p.add_argument("--seed", type=int, default=None, help="the sampler's seed")
+    p.add_argument("--eta", type=int, default=None, help="pruning: keep the best 1/eta at each rung (default 3)")
+    p.add_argument("--min-epochs", dest="min_epochs", type=int, default=None, help="pruning: the first rung")
+    p.add_argument("--no-prune", dest="prune", action="store_const", const=False, default=None)
+    p.add_argument("--grid", action="store_true", help="train the space's full grid instead (a sweep)")
+    p.add_argument("--report", default=None, metavar="OUT.md", help="write the search's front (beside the "
+                   "grid's, with --grid-store) to OUT.md and a plot beside it; trains nothing")
+    p.add_argument("--grid-store", default=None, help="the store holding the space's grid (--report)")
+    p.add_argument("--other-search", action="append", default=[], metavar="STORE",
+                   help="--report: another search's store (its journal beside it), measured the same way; repeatable")
+    Runtime.add_flags(p, workers=True)
+    p.add_argument("--executor", choices=("local", "dask"), default="local")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_search)
 
     from ..report.tables import COST_KEYS
     p = subparsers.add_parser("report", help="Markdown tables and PNG plots from a results store")

@@ -19,7 +19,10 @@ Run life cycle (``runs.status``): ``pending`` -> ``running`` -> ``finished`` | `
   ``reclaim`` takes them over sooner (``lowbit-rbp sweep --reclaim``: after ``RECLAIM_AFTER``).
 * A worker process that died (killed, out of memory) while training a run has the run marked
   ``failed`` by its sweep (``fail_runs_of``); the next sweep retrains it.
-* The final status is set in one transaction, with ``finished`` time.
+* The final status is set in one transaction, with ``finished`` time. A search may end a run
+  early (``record_pruned``): status ``failed`` with the tag ``pruned``, its epochs kept.
+* With the Dask executor the sweep's own process is the only writer: workers stream their epochs
+  back to it (``lowbit_rbp.results.remote``), so the store never sits on a network file system.
 
 Readers get typed records (``lowbit_rbp.results.records``). ``Store.read_only(path)`` opens a
 store without ever writing to it (reports, while a sweep writes the same file).
@@ -52,6 +55,7 @@ STALE_AFTER = 600.0             # a running run whose heartbeat is older is take
 RECLAIM_AFTER = 3 * HEARTBEAT_SECONDS   # lowbit-rbp sweep --reclaim: three missed heartbeats
 SQLITE_MAGIC = b"SQLite format 3\x00"
 STATUSES = ("pending", "running", "finished", "diverged", "failed")
+PRUNED_TAG = "pruned"     # tag of a run a search stopped early (status failed; see record_pruned)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -339,6 +343,19 @@ class Store:
             for h in hashes:
                 c.execute("UPDATE runs SET status='failed', finished=?, error=? WHERE config_hash=?", (_now(), error, h))
         return hashes
+
+    def record_pruned(self, config_hash: str, owner: str, info: dict) -> None:
+        """End a run this owner holds that a search stopped early (``lowbit_rbp.results.search``):
+        its epochs are kept, ``tags["pruned"] = info`` says where and why, and its status is
+        ``failed``: not done, so a sweep that wants the run trains it in full (from scratch), and
+        reports that show finished runs leave it out."""
+        with self.transaction() as c:
+            self._check_owner(c, config_hash, owner)
+            row = c.execute("SELECT tags_json FROM runs WHERE config_hash=?", (config_hash,)).fetchone()
+            tags = {**json.loads(row["tags_json"] or "{}"), PRUNED_TAG: info}
+            c.execute("UPDATE runs SET status='failed', finished=?, error=?, heartbeat=?, tags_json=? "
+                      "WHERE config_hash=?", (_now(), f"pruned: {json.dumps(info, sort_keys=True)}", time.time(),
+                                              json.dumps(tags, sort_keys=True), config_hash))
 
     # --- reading ------------------------------------------------------------------------------
     @classmethod

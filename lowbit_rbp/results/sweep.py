@@ -22,8 +22,10 @@ Runs = (each ``[[runs]]`` entry, or one empty entry) x grid product x seeds, on 
 Runs with the same config hash are listed once (the first label wins), unless their cost options
 differ (one config priced two ways); training trains each config once.
 
-Each run is trained by ``run_one`` in a worker that writes its epochs to the SQLite store itself
-(see ``lowbit_rbp.results.store`` for claims and restarts); only the store path travels to workers.
+Local executor: each run is trained by ``run_one`` in a worker that writes its epochs to the SQLite
+store itself (see ``lowbit_rbp.results.store`` for claims and restarts); only the store path
+travels to workers. Dask executor: workers send each epoch back and the sweep's own process writes
+the store (``lowbit_rbp.results.remote``): no shared disk.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ from pathlib import Path
 from ..core.config import RunConfig, from_dict, from_stored, read_toml
 from ..core.runtime import Runtime
 from ..errors import ConfigError, bad_value
+from .providers import load_data as _load_data
 
 SWEEP_KEYS = ("name", "description", "seeds", "base", "grid", "runs", "report")
 REPORT_KEYS = ("title", "store", "stem", "paper_table")
@@ -240,40 +243,6 @@ def load_sweep(path, *, seeds=None, overrides=()) -> Sweep:
 
 
 # --- running one run (in a worker) ------------------------------------------------------------
-_DATA_CACHE: dict = {}
-
-
-def _load_data(spec, cfg: RunConfig):
-    """``spec``: None (``load_dataset(cfg.model.dataset)``), a callable ``f(cfg)``, or a string
-    ``"package.module:function"`` / ``"/path/file.py:function"`` naming one."""
-    key = (spec if isinstance(spec, str) or spec is None else id(spec), cfg.model.dataset)
-    if key in _DATA_CACHE:
-        return _DATA_CACHE[key]
-    if spec is None:
-        from ..data import load_dataset
-        data = load_dataset(cfg.model.dataset)
-    else:
-        fn = _resolve(spec) if isinstance(spec, str) else spec
-        data = fn(cfg)
-    _DATA_CACHE[key] = data
-    return data
-
-
-def _resolve(spec: str):
-    mod, sep, attr = spec.rpartition(":")
-    if not sep or not mod or not attr:
-        raise bad_value("data provider", spec, "'package.module:function' or '/path/file.py:function'")
-    if mod.endswith(".py"):
-        import importlib.util
-        s = importlib.util.spec_from_file_location(f"_lowbit_sweep_data_{abs(hash(mod))}", mod)
-        module = importlib.util.module_from_spec(s)
-        s.loader.exec_module(module)
-    else:
-        import importlib
-        module = importlib.import_module(mod)
-    return getattr(module, attr)
-
-
 def run_one(store_path: str, cfg_dict: dict, tags: dict | None = None, data=None, runtime: Runtime | None = None,
             code_version: str = "") -> tuple[str, str]:
     """Train one run into the store at ``store_path`` under ``runtime`` (applied to this process);
@@ -342,10 +311,12 @@ def run_sweep(sweep, store_path, *, runtime: Runtime | None = None, executor: st
     ``runtime.threads`` torch threads (default ``cpu_count // workers``, so workers*threads <= cores),
     tied to this process's life (``lowbit_rbp.results.workers``).
     ``executor="dask"``: ``client`` (a ``distributed.Client``), else ``scheduler`` (an address
-    string or a cluster object such as a ``LocalCluster``); each task runs ``run_one`` on a worker
-    with 1 torch thread unless ``runtime.threads`` says otherwise. ``data``: see ``_load_data``;
-    must be picklable (a string spec travels best). ``reclaim``: first take over the runs left
-    ``running`` by owners silent for ``store.RECLAIM_AFTER`` seconds (``Store.reclaim``).
+    string or a cluster object such as a ``LocalCluster``); each task trains one run on a worker
+    with 1 torch thread unless ``runtime.threads`` says otherwise and streams its epochs back:
+    this process alone writes the store (``lowbit_rbp.results.remote``). ``data``: a data
+    provider (``lowbit_rbp.results.providers``); for Dask a string (or None: each worker's own
+    data folder). ``reclaim``: first take over the runs left ``running`` by owners silent for
+    ``store.RECLAIM_AFTER`` seconds (``Store.reclaim``).
     """
     from tqdm.auto import tqdm
     from .store import Store
@@ -400,23 +371,13 @@ def run_sweep(sweep, store_path, *, runtime: Runtime | None = None, executor: st
             run_local([(r.config.config_hash(), job) for r, job in zip(todo, jobs)], run_one, runtime.workers,
                       store_path, note)
     else:
-        from distributed import Client, as_completed
-        own = None
-        if client is None:
-            if scheduler is None:
-                raise ConfigError("executor 'dask' needs a scheduler address (--scheduler tcp://HOST:PORT) "
-                                  "or a client/cluster")
-            client = own = Client(scheduler)
-        try:
-            task_runtime = Runtime(runtime.threads or 1, runtime.backend)
-            jobs = [(store_path, r.config.to_dict(), r.tags, data, task_runtime, version) for r in todo]
-            futs = [client.submit(run_one, *job, pure=False, key=f"lowbit-run-{job[1]['train']['seed']}-"
-                                  f"{from_stored(job[1]).config_hash()}") for job in jobs]
-            for f in as_completed(futs):
-                note(f.result())
-        finally:
-            if own is not None:
-                own.close()
+        # The store stays here: workers stream their epochs back and this process writes them
+        # (lowbit_rbp.results.remote), so Dask workers need no shared disk.
+        from .remote import DaskBackend, RunJob, run_streamed
+        task_runtime = Runtime(runtime.threads or 1, runtime.backend)
+        jobs = [RunJob(r.config.config_hash(), r.config.to_dict(), r.tags, data, task_runtime) for r in todo]
+        run_streamed(jobs, DaskBackend(client=client, scheduler=scheduler), store_path, code_version=version,
+                     note=note)
     bar.close()
     return summary
 

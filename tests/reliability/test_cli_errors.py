@@ -87,7 +87,8 @@ def test_dask_scheduler_on_a_closed_port(capsys, tmp_path):
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         line = one_error(capsys, ["sweep", SWEEP, "--store", str(tmp_path / "d.db"), "--executor", "dask",
                                   "--scheduler", address, "--quiet"])
-    assert line.startswith("error: Timed out trying to connect to " + address)
+    assert line.startswith(f"error: Dask scheduler {address!r}: cannot connect (Timed out trying to connect to {address}")
+    assert "dask scheduler" in line
 
 
 @pytest.mark.fault("dask_unreachable")

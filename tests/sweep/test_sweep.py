@@ -21,14 +21,7 @@ HELPER = str(Path(__file__).parent / "helper.py")
 PY = sys.executable
 
 
-def snapshot(path):
-    """Runs (hash, status) and epoch rows without wall-clock fields: what an equal sweep must give."""
-    with Store(path) as st:
-        runs = sorted((r.config_hash, r.status, r.label) for r in st.runs())
-        epochs = sorted((r.config_hash, e.epoch, e.train_loss, e.train_acc, e.test_loss, e.test_acc, e.lr, e.status)
-                        for r in st.runs() for e in r.epochs)
-        assert st.integrity_ok()
-    return runs, epochs
+snapshot = helper.snapshot
 
 
 @pytest.fixture(scope="module")

@@ -199,6 +199,17 @@ def cmd_report(args) -> int:
     if not Path(args.store).is_file():
         raise ConfigError(f"results store {args.store!r} does not exist; run `lowbit-rbp sweep` first")
     Store.read_only(args.store).close()    # not a store: refused before anything is written
+    if args.bit_true:
+        if args.budget or args.cheapest:
+            raise ConfigError("--bit-true writes the designer's grid report; --budget and --cheapest are for the "
+                              "store report (leave --bit-true out)")
+        from ..report.bit_true import write_bit_true_report
+        command = " ".join(["lowbit-rbp report --bit-true", "--store", args.store, "--out", args.out,
+                            *(["--no-plots"] if args.no_plots else [])])
+        path = write_bit_true_report(args.store, args.out, command=command, plots=not args.no_plots)
+        print(path.read_text())
+        print(f"wrote {path}", file=sys.stderr)
+        return 0
     limits = _parse_budget(args.budget)
     plan = _parse_plan(args.cheapest)
     command = " ".join(["lowbit-rbp report", "--store", args.store, "--out", args.out,
@@ -340,5 +351,9 @@ def register(subparsers) -> None:
                    help="the planner: the configuration with the lowest energy (with leakage), area or time per "
                         "example reaching ACC %% mean accuracy within the --budget limits on budget_energy_pj, "
                         "area_mm2, latency_s, throughput_eps; with its breakdown")
+    p.add_argument("--bit-true", action="store_true",
+                   help="the designer's grid report of a bit-true store (lowbit_rbp/sweeps/bit_true.toml): "
+                        "bit_true_channel.md with accuracy along each width, the fewest bits reaching 96 %%, "
+                        "accuracy vs energy with the Pareto front, and its plots, into --out")
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=cmd_report)

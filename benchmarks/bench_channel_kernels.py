@@ -41,7 +41,7 @@ from common import Tables, command_line, time_interleaved  # noqa: E402
 from kernels import dispatch, reference  # noqa: E402
 from lowbit_rbp.core.feedback import build_feedback  # noqa: E402
 from lowbit_rbp.core.formats import FixedPoint, LogQuant  # noqa: E402
-from lowbit_rbp.learning.trainer import match_numba_threads  # noqa: E402
+from lowbit_rbp.core.runtime import match_numba_threads  # noqa: E402
 
 BATCH = 100
 SHAPES = {"SRBP 100x10 @ 10x100": (10, 100, True), "RBP 100x100 @ 100x100": (100, 100, False)}

@@ -31,7 +31,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from common import Tables, command_line, time_interleaved  # noqa: E402
 from kernels import dispatch  # noqa: E402
-from lowbit_rbp.learning.trainer import match_numba_threads  # noqa: E402
+from lowbit_rbp.core.runtime import match_numba_threads  # noqa: E402
 from lowbit_rbp.core.formats import FixedPoint, LogQuant  # noqa: E402
 
 BATCH = 100

@@ -20,7 +20,6 @@ Contenders (the datapaths of ``lowbit_rbp/sweeps/bit_true.toml``; ``lowbit_rbp/c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 
@@ -78,15 +77,11 @@ def main(argv=None):
         out.emit(f"| {name} | {med:.3f} | {n / med:.0f} | {ratio:.2f}x | {verdict} |")
         results.append({"contender": name, "median_s": med, "ratio_vs_float_srbp": ratio, "times_s": ts,
                         "threads": args.threads, "overrides": CONTENDERS[name]})
-    if args.markdown:
-        out.write_markdown(args.markdown, "One MNIST epoch: the bit-true learning channel vs float SRBP",
-                           command_line("bench_bit_true_epoch.py", argv),
-                           "Net 784-100-100-100-100-10 tanh, minibatch 100, 60,000 examples; contenders and "
-                           "their datapaths in the script's docstring; epochs trained in turn on one Trainer "
-                           "each (the weights keep learning across rounds).")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(results, fh, indent=1)
+    out.finish(args, results, "One MNIST epoch: the bit-true learning channel vs float SRBP",
+               command_line("bench_bit_true_epoch.py", argv),
+               "Net 784-100-100-100-100-10 tanh, minibatch 100, 60,000 examples; contenders and "
+               "their datapaths in the script's docstring; epochs trained in turn on one Trainer "
+               "each (the weights keep learning across rounds).")
     return results
 
 

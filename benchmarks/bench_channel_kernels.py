@@ -26,7 +26,6 @@ Every Numba result is checked bit for bit against the NumPy reference before it 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -171,14 +170,11 @@ def main(argv=None) -> None:
     out.emit("")
     overhead = bench_overhead(args.repeats, args.inner, out)
     out.emit(f"\nLoad average after: {os.getloadavg()[0]:.2f}")
-    if args.markdown:
-        out.write_markdown(args.markdown, "Bit-true channel kernels vs torch.mm (MNIST channel shapes)",
-                           command_line("bench_channel_kernels.py", argv),
-                           "J = R @ B per hidden layer, batch 100. Fixed kernels saturate the accumulator "
-                           "after every add in ascending sender order and are bit-exact with the NumPy "
-                           "reference (checked before timing); torch.mm is float32 (oneDNN/MKL sgemm).")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "overhead": overhead}, indent=1))
+    out.finish(args, {"rows": rows, "overhead": overhead}, "Bit-true channel kernels vs torch.mm (MNIST channel shapes)",
+               command_line("bench_channel_kernels.py", argv),
+               "J = R @ B per hidden layer, batch 100. Fixed kernels saturate the accumulator "
+               "after every add in ascending sender order and are bit-exact with the NumPy "
+               "reference (checked before timing); torch.mm is float32 (oneDNN/MKL sgemm).")
 
 
 if __name__ == "__main__":

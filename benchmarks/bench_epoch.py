@@ -10,7 +10,6 @@ machine's measured sgemm peak (FLOPs of the algorithm / time / peak).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
@@ -111,14 +110,10 @@ def main(argv=None):
             results.append({"threads": threads, "contender": name, "median_s": med, "samples_per_s": n / med,
                             "ratio_vs_autograd_bp": base / med, "fraction_of_peak": frac,
                             "repeats": args.repeats, "sgemm_peak_flops": peak})
-    if args.markdown:
-        out.write_markdown(args.markdown, "One MNIST epoch: ours vs torch autograd BP",
-                           command_line("bench_epoch.py", argv),
-                           "Net 784-100-100-100-100-10 tanh, minibatch 100, 60,000 examples; FLOPs counted as 2 x "
-                           "(forward + learning channel + weight update) multiply-adds.")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(results, fh, indent=1)
+    out.finish(args, results, "One MNIST epoch: ours vs torch autograd BP",
+               command_line("bench_epoch.py", argv),
+               "Net 784-100-100-100-100-10 tanh, minibatch 100, 60,000 examples; FLOPs counted as 2 x "
+               "(forward + learning channel + weight update) multiply-adds.")
     return results
 
 

@@ -46,6 +46,14 @@ class Tables:
                 f"torch {m['torch']}. {protocol}", ""]
         Path(path).write_text("\n".join(head + self.lines) + "\n")
 
+    def finish(self, args, payload, title: str, command: str, protocol: str) -> None:
+        """Write the tables to ``args.markdown`` and ``payload`` to ``args.json``, where given."""
+        import json
+        if args.markdown:
+            self.write_markdown(args.markdown, title, command, protocol)
+        if args.json:
+            Path(args.json).write_text(json.dumps(payload, indent=1))
+
 
 def command_line(script: str, argv: list[str] | None) -> str:
     """The command as a reader would retype it."""

@@ -69,6 +69,20 @@ def reference_signals(tr, acts, targets):
     return R
 
 
+def one_step(tr):
+    """Train ``tr``'s one minibatch (train_subset = batch); returns the state before it (a copy),
+    the forward outputs of that minibatch and the reference signals, from the copy."""
+    twin = copy.deepcopy(tr)
+    order = np.random.default_rng(0)
+    order.bit_generator.state = twin.data_rng.bit_generator.state
+    idx = torch.from_numpy(order.permutation(BATCH))
+    x, t = twin.x_train[idx], twin.targets_train[idx]
+    acts = [a.numpy().copy() for a in twin.net.forward(x, twin.net.new_activations(BATCH))]
+    R = reference_signals(twin, acts, t.numpy())
+    tr.train_epoch()
+    return twin, acts, R
+
+
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_channel_signals_equal_the_reference_datapath(tiny_data, case):
     tr = trainer(tiny_data, CASES[case])
@@ -86,14 +100,7 @@ def test_training_step_equals_the_reference_datapath(tiny_data, case):
     layer's update R^T O (exact: both on grids, every sum below 2^24 codes) and the stored
     weights' one rounding of W + lr/B G (``add_quantize``)."""
     tr = trainer(tiny_data, CASES[case])
-    twin = copy.deepcopy(tr)
-    order = np.random.default_rng(0)
-    order.bit_generator.state = twin.data_rng.bit_generator.state
-    idx = torch.from_numpy(order.permutation(BATCH))
-    x, t = twin.x_train[idx], twin.targets_train[idx]
-    acts = [a.numpy().copy() for a in twin.net.forward(x, twin.net.new_activations(BATCH))]
-    R = reference_signals(twin, acts, t.numpy())
-    tr.train_epoch()
+    twin, acts, R = one_step(tr)
     f, seed, scale = tr.cfg.formats, tr.cfg.train.seed, tr.cfg.train.lr / BATCH
     counter = sum(w.numel() + b.numel() for w, b in zip(twin.net.W, twin.net.b))   # the initial rounding
     for k in range(tr.net.n_layers):
@@ -154,14 +161,7 @@ def test_stored_momentum_is_rounded_into_its_format(tiny_data):
     for v in tr.velocity[0] + tr.velocity[1]:      # a velocity already on its grid, as after earlier steps
         v.copy_(torch.from_numpy(ref.quantize(rng.normal(0, 0.05, v.shape).astype(np.float32), f.momentum,
                                               seed=99, counter=0)))
-    twin = copy.deepcopy(tr)
-    order = np.random.default_rng(0)
-    order.bit_generator.state = twin.data_rng.bit_generator.state
-    idx = torch.from_numpy(order.permutation(BATCH))
-    x, t = twin.x_train[idx], twin.targets_train[idx]
-    acts = [a.numpy().copy() for a in twin.net.forward(x, twin.net.new_activations(BATCH))]
-    R = reference_signals(twin, acts, t.numpy())
-    tr.train_epoch()
+    twin, acts, R = one_step(tr)
     seed, scale = tr.cfg.train.seed, tr.cfg.train.lr / BATCH
     w_counter = sum(w.numel() + b.numel() for w, b in zip(twin.net.W, twin.net.b))
     v_counter = 0

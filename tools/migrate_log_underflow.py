@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sqlite3
 
 from lowbit_rbp.core.config import FORMAT_FIELDS, from_dict

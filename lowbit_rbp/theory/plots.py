@@ -108,7 +108,7 @@ def plot_field_111(out, *, c1: float = 1.0, alpha: float = 1.0, beta: float = 1.
         ax.plot(*tr.y[-1], "*", color="gold", mec="k", ms=12, zorder=6)
     ai, bi = sys.parabola_hyperbola_intersection()
     ax.plot([ai], [bi], "s", color="tab:red", mec="k", ms=7, zorder=6,
-            label=rf"boundary $a_1=-(c_1\alpha/\beta)^{{1/3}}$")
+            label=r"boundary $a_1=-(c_1\alpha/\beta)^{1/3}$")
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
@@ -137,7 +137,7 @@ def plot_trajectories(out, *, seed: int = 0, t_end: float = 40.0) -> Path:
             tr = integrate(ch, y0, t_end, method="LSODA", rtol=1e-10, atol=1e-12, log_time=True)
             err = np.abs(1.0 - np.prod(tr.y, axis=1))
             ax.semilogy(tr.t, np.maximum(err, 1e-16), ls=ls, color=f"C{L - 2}",
-                        label=f"L={L} {rule.upper()}" if rule == "rbp" else (f"BP" if L == 2 else None))
+                        label=f"L={L} {rule.upper()}" if rule == "rbp" else ("BP" if L == 2 else None))
     ax.set_title(r"Linear chains $[1,\dots,1]$, $L$ weights: $|\alpha-\beta P|$")
     ax.set_xlabel("t")
     ax.set_ylim(1e-14, 1e2)

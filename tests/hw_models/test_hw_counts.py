@@ -1,5 +1,4 @@
 """Operation counts of the cost model, against numbers computed by hand from the paper's equations."""
-import math
 
 import numpy as np
 import pytest

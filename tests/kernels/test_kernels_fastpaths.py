@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from kcases import ACCUMULATORS, LOG_FORMATS, awkward_values, describe_diff, same_bits
+from kcases import ACCUMULATORS, awkward_values, describe_diff, same_bits
 from kernels import cpu, dispatch, reference
 from lowbit_rbp.core.formats import FixedPoint, Float32, LogQuant
 

@@ -36,7 +36,7 @@ def test_uninterrupted_sweep_and_rerun_skips(tmp_path, reference):
     runs, epochs = reference
     assert len(runs) == 6 and all(r[1] == "finished" for r in runs)
     assert len(epochs) == 6 * 3
-    s = run_sweep(helper.sweep(), tmp_path / "a.db", data=helper.DATA_SPEC, progress=False, runtime=Runtime(threads=1))
+    run_sweep(helper.sweep(), tmp_path / "a.db", data=helper.DATA_SPEC, progress=False, runtime=Runtime(threads=1))
     s2 = run_sweep(helper.sweep(), tmp_path / "a.db", data=helper.DATA_SPEC, progress=False, runtime=Runtime(threads=1))
     assert len(s2.skipped) == 6 and not s2.ran
     assert snapshot(tmp_path / "a.db") == reference

@@ -103,10 +103,13 @@ def fewest_bits(designs: list, target: float = TARGET, algorithm: str = "srbp") 
         for key, what in (("weight_bits", "weight"), ("signal_bits", "signal")):
             least = min(getattr(d, key) for _, d in ok)
             at = sorted((d.tag() + f" ({g.mean:.2f} %)" for g, d in ok if getattr(d, key) == least))
-            tried_below = sorted({getattr(d, key) for _, d in reach if getattr(d, key) < least})
-            below = (f"; tried with fewer ({', '.join(map(str, tried_below))} bits): best "
-                     f"{max(g.mean for g, d in reach if getattr(d, key) < least):.2f} %") if tried_below else \
-                "; no design with fewer was trained"
+            fewer = [(g, d) for g, d in reach if getattr(d, key) < least]
+            if fewer:
+                best_g, best_d = max(fewer, key=lambda gd: gd[0].mean)
+                tried = ", ".join(map(str, sorted({getattr(d, key) for _, d in fewer})))
+                below = f"; with fewer ({tried} bits, {len(fewer)} designs) the best is {best_d.tag()} at {best_g.mean:.2f} %"
+            else:
+                below = "; no design with fewer was trained"
             lines.append(f"- **{name}: {least} bits per {what}** reach {target:g} % (at {', '.join(at)}){below}.")
         both = min(ok, key=lambda gd: (gd[1].weight_bits + gd[1].signal_bits, -gd[0].mean))
         lines.append(f"  Fewest bits per weight and per signal together: {both[1].tag()}, {both[0].mean:.2f} %.")
@@ -133,7 +136,21 @@ def axis_table(designs: list, base: tuple, key: str, title: str) -> list[str]:
     for x in xs:
         mark = " (baseline)" if x == base[idx] else ""
         lines.append("| " + " | ".join([f"{x}{mark}"] + [_cell(cells.get((x, a, fb))) for a, fb in cols]) + " |")
+    same = [f"{alg_name(a)} {fb}" for a, fb in cols if _identical([cells[k] for k in cells if k[1:] == (a, fb)])]
+    if same:
+        lines += ["", f"{', '.join(same)}: every epoch's losses and accuracies are the same, seed by seed, whatever "
+                  f"the {title}: the bit-true runs are identical, so no sum ever left even the narrowest range."]
     return lines
+
+
+def _identical(groups: list[Group]) -> bool:
+    """Two or more variants whose runs give the same losses and accuracy in every epoch, seed for seed."""
+    done = [g for g in groups if g.finished]
+    if len(done) < 2:
+        return False
+    by_seed = [{r.seed: [(e.train_loss, e.test_loss, e.test_acc) for e in r.epochs] for r in g.finished}
+               for g in done]
+    return all(d == by_seed[0] for d in by_seed[1:])
 
 
 def grid_table(designs: list, base: tuple) -> list[str]:

@@ -75,6 +75,8 @@ def test_report_tables_and_front(grid_store, tmp_path):
     row2 = next(line for line in text.splitlines() if line.startswith("| 2 |"))
     assert "91.25 (0.07) · 10.0 nJ" in row2 and "88.25 (0.07)" in row2     # RBP: 3 % less
     assert "| 8 (baseline) |" in text
+    # the fake accuracies do not depend on the accumulator: identical runs are called out, only there
+    assert "whatever the channel accumulator bits A" in text and "whatever the signal bits" not in text
     # the front on total energy begins with the cheapest design (S2 W4, fake energy 6e5 pJ = 0.6 µJ)
     front = text[text.index("Pareto front, accuracy vs energy per training example"):]
     first = next(line for line in front.splitlines() if line.startswith("| 1 |"))

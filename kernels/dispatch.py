@@ -130,22 +130,42 @@ def _prepared(fmt):
     return P, mode, table
 
 
-_BY_ID: dict = {}                                  # id(fmt) -> (fmt, prepared): no hashing per call
-
-
-def _prep(fmt):
-    """``_prepared(fmt)``, looked up by object identity first (the entry keeps ``fmt`` alive)."""
-    hit = _BY_ID.get(id(fmt))
+def _by_identity(cache: dict, compute, fmt):
+    """``compute(fmt)`` (an lru_cache'd function), looked up by object identity first (the entry
+    keeps ``fmt`` alive): no hashing of the format per call."""
+    hit = cache.get(id(fmt))
     if hit is not None and hit[0] is fmt:
         return hit[1]
     try:
-        prepared = _prepared(fmt)
+        value = compute(fmt)
     except TypeError:                              # an unhashable format-like object
-        return _prepared.__wrapped__(fmt)
-    if len(_BY_ID) >= 256:
-        _BY_ID.clear()
-    _BY_ID[id(fmt)] = (fmt, prepared)
-    return prepared
+        return compute.__wrapped__(fmt)
+    if len(cache) >= 256:
+        cache.clear()
+    cache[id(fmt)] = (fmt, value)
+    return value
+
+
+_BY_ID: dict = {}                                  # id(fmt) -> (fmt, prepared)
+
+
+def _prep(fmt):
+    """``_prepared(fmt)``: the format's packed parameters, loop variant and level table."""
+    return _by_identity(_BY_ID, _prepared, fmt)
+
+
+@functools.lru_cache(maxsize=256)
+def _code_plan_of(fmt):
+    return _cpu().code_plan(fmt)
+
+
+_PLAN_BY_ID: dict = {}                             # id(fmt) -> (fmt, code plan or None)
+
+
+def _code_plan(fmt):
+    """``kernels.cpu.code_plan(fmt)`` computed once per format: the per-example update's code-sum
+    kernel plan, or None."""
+    return _by_identity(_PLAN_BY_ID, _code_plan_of, fmt)
 
 
 def _params(fmt):
@@ -536,8 +556,16 @@ def per_example_update(R, O, fmt, *, accumulator=None, seed: int = 0, counter: i
         direct = out.detach().numpy()
     res = direct if direct is not None else np.empty(shape, np.float32)
     serial = R.shape[0] * shape[0] * shape[1] < SERIAL_MAX_UPDATE or shape[0] < 2
-    kern = cpu.per_example_update_serial if serial else cpu.per_example_update
-    kern(_c(Rv), _c(Ov), P, PA, table, mode, key, c0, ca, res)
+    Rc, Oc = _c(Rv), _c(Ov)
+    plan = _code_plan(fmt) if A is None else None
+    done = False
+    if plan is not None and R.shape[0] * plan[cpu.C_MAXCODE] <= cpu.CODE_SUM_LIMIT:
+        # exact integer code sums (kernels.cpu.code_plan); False where R or O is not finite
+        kern = cpu.update_codes_serial if serial else cpu.update_codes
+        done = kern(Rc, Oc, plan, key, c0, res, 1 if serial else cpu.get_num_threads())
+    if not done:
+        kern = cpu.per_example_update_serial if serial else cpu.per_example_update
+        kern(Rc, Oc, P, PA, table, mode, key, c0, ca, res)
     return out if direct is not None else _wrap_like(res, R, out)
 
 

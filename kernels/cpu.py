@@ -722,10 +722,12 @@ def code_fixed(x, scale, lo, hi):
 
 
 @register_jitable
-def add_codes(acc, ai, a, bi, s, C, key, c, stride):
-    """``acc[ai, t] += code(a[bi, t] * s)`` for every t, element t at counter ``c + t * stride``.
+def add_codes(acc, a0, a1, a, bi, s0, s1, C, key, c0, c1, stride):
+    """``acc[a0, t] += code(a[bi, t] * s0)`` and ``acc[a1, t] += code(a[bi, t] * s1)`` for every
+    t (rows a0 != a1), element t of the two at counters ``c0 + t * stride``, ``c1 + t * stride``.
 
-    One branch-free loop per code kind (they vectorize: 16 float32 lanes, the hash on 8 uint64).
+    Two products per element of ``a``: the loads and the loop's fixed costs are shared. One
+    branch-free loop per code kind (they vectorize: 16 float32 lanes, the hash on 8 uint64).
     Rows are addressed by index, not as views: a view costs reference counting on every call."""
     kind = C[0]
     t0b, topb = np.int32(C[1]), np.int32(C[2])
@@ -733,23 +735,35 @@ def add_codes(acc, ai, a, bi, s, C, key, c, stride):
     if kind == CODE_LOG_STOCH32:
         draw = np.float32(C[3])
         for t in range(n):
-            acc[ai, t] += code_log_stoch32(a[bi, t] * s, t0b, topb, draw, key, c)
-            c += stride
+            x = a[bi, t]
+            acc[a0, t] += code_log_stoch32(x * s0, t0b, topb, draw, key, c0)
+            acc[a1, t] += code_log_stoch32(x * s1, t0b, topb, draw, key, c1)
+            c0 += stride
+            c1 += stride
     elif kind == CODE_LOG_STOCH64:
         draw = C[3]
         for t in range(n):
-            acc[ai, t] += code_log_stoch64(a[bi, t] * s, t0b, topb, draw, key, c)
-            c += stride
+            x = a[bi, t]
+            acc[a0, t] += code_log_stoch64(x * s0, t0b, topb, draw, key, c0)
+            acc[a1, t] += code_log_stoch64(x * s1, t0b, topb, draw, key, c1)
+            c0 += stride
+            c1 += stride
     elif kind == CODE_LOG_CLIP:
         for t in range(n):
-            acc[ai, t] += code_log_clip(a[bi, t] * s, t0b, topb)
+            x = a[bi, t]
+            acc[a0, t] += code_log_clip(x * s0, t0b, topb)
+            acc[a1, t] += code_log_clip(x * s1, t0b, topb)
     elif kind == CODE_LOG_FLUSH:
         for t in range(n):
-            acc[ai, t] += code_log_flush(a[bi, t] * s, t0b, topb)
+            x = a[bi, t]
+            acc[a0, t] += code_log_flush(x * s0, t0b, topb)
+            acc[a1, t] += code_log_flush(x * s1, t0b, topb)
     else:
         scale, lo, hi = np.float32(C[3]), np.float32(C[4]), np.float32(C[5])
         for t in range(n):
-            acc[ai, t] += code_fixed(a[bi, t] * s, scale, lo, hi)
+            x = a[bi, t]
+            acc[a0, t] += code_fixed(x * s0, scale, lo, hi)
+            acc[a1, t] += code_fixed(x * s1, scale, lo, hi)
 
 
 @register_jitable
@@ -793,33 +807,43 @@ def lanes(n):
 
 @register_jitable
 def code_rows(R, Op, NI, C, key, counter, out, i0, i1):
-    """Rows i0..i1-1 of ``update_codes`` by output row: for each example, one pass over O's row
-    (``Op``: O padded with zero columns; element (b, i, j) at counter ``(b*NO + i)*NI + j``, the
-    padding's codes land in accumulator slots that are never read).
+    """Rows i0..i1-1 of ``update_codes`` by output row, two at a time: for each example, one pass
+    over O's row (``Op``: O padded with zero columns; element (b, i, j) at counter
+    ``(b*NO + i)*NI + j``; the padding's codes land in accumulator slots that are never read).
 
-    A zero R[b, i] is skipped (its products are +-0, whose code is 0)."""
+    Examples with R[b, i] = R[b, i+1] = 0 are skipped (products +-0, whose code is 0); an odd
+    last row is paired with a zero multiplier whose (zero) codes are not written out."""
     B, NO = R.shape
-    acc = np.empty((1, Op.shape[1]), np.float32)
+    acc = np.empty((2, Op.shape[1]), np.float32)
+    zero = np.float32(0.0)
     one = np.uint64(1)
-    for i in range(i0, i1):
-        acc[0, :] = 0.0
+    for i in range(i0, i1, 2):
+        pair = i + 1 < i1
+        acc[:, :] = 0.0
         for b in range(B):
-            r = R[b, i]
-            if r != 0:
-                add_codes(acc, 0, Op, b, r, C, key, counter + np.uint64((b * NO + i) * NI), one)
+            r0 = R[b, i]
+            r1 = R[b, i + 1] if pair else zero
+            if r0 != 0 or r1 != 0:
+                c = counter + np.uint64((b * NO + i) * NI)
+                add_codes(acc, 0, 1, Op, b, r0, r1, C, key, c, c + np.uint64(NI), one)
         for j in range(NI):
             out[i, j] = np.float32(np.float64(acc[0, j]) * C[6])
+        if pair:
+            for j in range(NI):
+                out[i + 1, j] = np.float32(np.float64(acc[1, j]) * C[6])
 
 
 @register_jitable
 def code_columns(Rp, O, NO, C, key, counter, out, accT, j0, j1):
     """Columns j0..j1-1 of ``update_codes`` by input column, for a mostly-zero O (MNIST pixels):
-    each non-zero O[b, j] adds the codes of R[b, :] * O[b, j] into ``accT[j, :]`` (one pass over
-    R's row, ``Rp``: R padded with zero columns); a zero O[b, j] is skipped (its products are
-    +-0, whose code is 0)."""
+    each non-zero O[b, j] adds the codes of R[b, :] * O[b, j] into ``accT[j, :]``, two columns
+    per pass over R's row (``Rp``: R padded with zero columns); a zero O[b, j] is skipped (its
+    products are +-0, whose code is 0). An odd last column is paired with a zero multiplier into
+    the scratch row ``accT[NI]``."""
     B, NI = O.shape
-    cols = np.empty(j1 - j0, np.int64)
+    cols = np.empty(j1 - j0 + 1, np.int64)
     stride = np.uint64(NI)
+    zero = np.float32(0.0)
     for j in range(j0, j1):
         accT[j, :] = 0.0
     for b in range(B):
@@ -828,9 +852,11 @@ def code_columns(Rp, O, NO, C, key, counter, out, accT, j0, j1):
             cols[m] = j
             m += 1 if O[b, j] != 0 else 0
         cb = counter + np.uint64(b * NO * NI)
-        for t in range(m):
-            j = cols[t]
-            add_codes(accT, j, Rp, b, O[b, j], C, key, cb + np.uint64(j), stride)
+        for t in range(0, m, 2):
+            ja = cols[t]
+            jb = cols[t + 1] if t + 1 < m else NI
+            ob = O[b, jb] if jb < NI else zero
+            add_codes(accT, ja, jb, Rp, b, O[b, ja], ob, C, key, cb + np.uint64(ja), cb + np.uint64(jb), stride)
     for i in range(NO):
         for j in range(j0, j1):
             out[i, j] = np.float32(np.float64(accT[j, i]) * C[6])
@@ -862,7 +888,7 @@ def update_codes(R, O, C, key, counter, out, tasks):
     NI = O.shape[1]
     if by_columns(B, NO, NI, nnz):
         Rp = padded(R, lanes(NO))
-        accT = np.empty((NI, Rp.shape[1]), np.float32)
+        accT = np.empty((NI + 1, Rp.shape[1]), np.float32)    # + the scratch row
         chunk = max(CODE_COLUMNS_CHUNK, (NI + 4 * tasks - 1) // (4 * tasks))
         for t in prange((NI + chunk - 1) // chunk):
             code_columns(Rp, O, NO, C, key, counter, out, accT, t * chunk, min(NI, (t + 1) * chunk))
@@ -884,7 +910,7 @@ def update_codes_serial(R, O, C, key, counter, out, tasks=1):
     NI = O.shape[1]
     if by_columns(B, NO, NI, nnz):
         Rp = padded(R, lanes(NO))
-        code_columns(Rp, O, NO, C, key, counter, out, np.empty((NI, Rp.shape[1]), np.float32), 0, NI)
+        code_columns(Rp, O, NO, C, key, counter, out, np.empty((NI + 1, Rp.shape[1]), np.float32), 0, NI)
     else:
         code_rows(R, padded(O, lanes(NI)), NI, C, key, counter, out, 0, NO)
     return True

@@ -520,6 +520,42 @@ def lowbit_dense_product(R, C, r_fmt, c_fmt, *, out_fmt=None, seed: int = 0, cou
 
 # --- 4: fused per-example quantized update ------------------------------------------------------
 
+def _run_update_codes(R, O, plan, key, counter, out) -> bool:
+    """The exact code-sum kernel (``kernels.cpu.update_codes``) where the plan allows it: a
+    ``code_plan`` format, float accumulation, ``batch * max|code| <= 2^24`` and finite R and O
+    (the kernel says False otherwise, and leaves ``out`` alone)."""
+    cpu = _cpu()
+    if plan is None or R.shape[0] * plan[cpu.C_MAXCODE] > cpu.CODE_SUM_LIMIT:
+        return False
+    if R.shape[0] * R.shape[1] * O.shape[1] < SERIAL_MAX_UPDATE or R.shape[1] < 2:
+        return cpu.update_codes_serial(R, O, plan, key, counter, out, 1)
+    return cpu.update_codes(R, O, plan, key, counter, out, cpu.get_num_threads())
+
+
+def _cpu_matrix(t, writeable: bool = False):
+    """A 2-D C-contiguous float32 NumPy view of a plain CPU tensor / array, else None."""
+    tp = type(t)
+    if tp is not np.ndarray:
+        torch = sys.modules.get("torch")
+        if torch is None or tp is not torch.Tensor or t.is_cuda or t.requires_grad:
+            return None
+        t = t.numpy()
+    if t.ndim != 2 or t.dtype != np.float32 or not t.flags.c_contiguous or (writeable and not t.flags.writeable):
+        return None
+    return t
+
+
+def _update_codes_direct(R, O, fmt, seed, counter, out) -> bool:
+    """The training loop's call on a short path (a few us less per call, 3000 calls an MNIST
+    epoch): contiguous float32 CPU R, O and out and a format the code-sum kernel takes. False
+    (nothing done) for anything else, which the general path then handles."""
+    Rv, Ov, ov = _cpu_matrix(R), _cpu_matrix(O), _cpu_matrix(out, writeable=True)
+    if Rv is None or Ov is None or ov is None or Rv.shape[0] != Ov.shape[0] \
+            or ov.shape != (Rv.shape[1], Ov.shape[1]):
+        return False
+    return _run_update_codes(Rv, Ov, _code_plan(fmt), _seed_key(seed), _u64(counter), ov)
+
+
 def per_example_update(R, O, fmt, *, accumulator=None, seed: int = 0, counter: int = 0, out=None,
                        backend: str = "numpy"):
     """``G[i, j] = sum_b Q(R[b, i] * O[b, j])`` for R (batch, out), O (batch, in), without the
@@ -530,6 +566,9 @@ def per_example_update(R, O, fmt, *, accumulator=None, seed: int = 0, counter: i
     FixedPoint ``accumulator`` saturating (wrapping) at every add; see
     ``reference.per_example_update``.
     """
+    if accumulator is None and out is not None and (backend == "numba" or backend == "auto"):
+        if _update_codes_direct(R, O, fmt, seed, counter, out):
+            return out
     be = _backend(backend, R, O, out)
     reference.check_update_shapes(tuple(R.shape), tuple(O.shape), None if out is None else tuple(out.shape))
     A = reference.accumulator_format(accumulator)
@@ -558,12 +597,7 @@ def per_example_update(R, O, fmt, *, accumulator=None, seed: int = 0, counter: i
     serial = R.shape[0] * shape[0] * shape[1] < SERIAL_MAX_UPDATE or shape[0] < 2
     Rc, Oc = _c(Rv), _c(Ov)
     plan = _code_plan(fmt) if A is None else None
-    done = False
-    if plan is not None and R.shape[0] * plan[cpu.C_MAXCODE] <= cpu.CODE_SUM_LIMIT:
-        # exact integer code sums (kernels.cpu.code_plan); False where R or O is not finite
-        kern = cpu.update_codes_serial if serial else cpu.update_codes
-        done = kern(Rc, Oc, plan, key, c0, res, 1 if serial else cpu.get_num_threads())
-    if not done:
+    if not _run_update_codes(Rc, Oc, plan, key, c0, res):
         kern = cpu.per_example_update_serial if serial else cpu.per_example_update
         kern(Rc, Oc, P, PA, table, mode, key, c0, ca, res)
     return out if direct is not None else _wrap_like(res, R, out)

@@ -327,3 +327,29 @@ def test_codes_random_formats_shapes_and_sparsity(fmt, B, NO, NI, zero_frac, see
     want = reference.per_example_update(R, O, fmt, seed=seed, counter=seed * 3)
     got = run_codes(R, O, fmt, seed, seed * 3, tasks=(2,))
     assert same_bits(got, want), (fmt.spec, loop_order(R, O), describe_diff(got, want))
+
+
+@pytest.mark.parametrize("kind", ["torch", "numpy", "numpy-readonly-inputs", "strided-out", "nan"])
+def test_dispatch_short_path_and_its_fallbacks(kind):
+    """The training loop's call (contiguous float32 R, O, out; backend auto / numba) takes a short
+    path to the code kernel; inputs it cannot take (read-only, strided out, NaN) go the long way.
+    Every case returns the reference's bits in ``out``."""
+    import torch
+    rng = np.random.default_rng(9)
+    fmt = LogQuant(0.5, 5)
+    R = rng.normal(0, 0.05, (100, 20)).astype(np.float32)
+    O = np.tanh(rng.normal(0, 1, (100, 30))).astype(np.float32)
+    if kind == "nan":
+        O[3, 4] = np.nan
+    want = reference.per_example_update(R, O, fmt, seed=4, counter=2 ** 40)
+    if kind == "torch":
+        args, out = (torch.from_numpy(R), torch.from_numpy(O)), torch.full((20, 30), np.nan)
+    elif kind == "strided-out":
+        args, out = (R, O), np.full((30, 20), np.nan, np.float32).T
+    else:
+        args, out = (R, O), np.full((20, 30), np.nan, np.float32)
+        if kind == "numpy-readonly-inputs":
+            R.flags.writeable = O.flags.writeable = False
+    got = dispatch.per_example_update(*args, fmt, seed=4, counter=2 ** 40, out=out, backend="auto")
+    assert got is out
+    check(np.asarray(out), want)

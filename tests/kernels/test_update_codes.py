@@ -332,8 +332,8 @@ def test_codes_random_formats_shapes_and_sparsity(fmt, B, NO, NI, zero_frac, see
 @pytest.mark.parametrize("kind", ["torch", "numpy", "numpy-readonly-inputs", "strided-out", "nan"])
 def test_dispatch_short_path_and_its_fallbacks(kind):
     """The training loop's call (contiguous float32 R, O, out; backend auto / numba) takes a short
-    path to the code kernel; inputs it cannot take (read-only, strided out, NaN) go the long way.
-    Every case returns the reference's bits in ``out``."""
+    path to the code kernel (read-only inputs included); a strided out or a NaN input goes the long
+    way. Every case returns the reference's bits in ``out``."""
     import torch
     rng = np.random.default_rng(9)
     fmt = LogQuant(0.5, 5)

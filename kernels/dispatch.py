@@ -12,9 +12,14 @@ stream. Functions return ``out`` when given, else a new array / tensor of the in
 
 Per-call cost on the Numba backend is kept small, since the training loop quantizes arrays of
 ~1000 elements thousands of times an epoch: a format's packed parameters, loop variant and level
-table are computed once per format (``_prep``), RNG keys once per seed, ``quantize_`` on a
-contiguous float32 CPU tensor takes a short path, and arrays below ``SERIAL_MAX_QUANTIZE``
-elements (``SERIAL_MAX_UPDATE`` products) run the kernels' serial twins, without a parallel launch.
+table are computed once per format (``_prep``, ``_code_plan``), RNG keys once per seed,
+``quantize_`` on a contiguous float32 CPU tensor and ``per_example_update`` on contiguous float32
+CPU R, O and out take short paths, and arrays below ``SERIAL_MAX_QUANTIZE`` elements
+(``SERIAL_MAX_UPDATE`` products) run the kernels' serial twins, without a parallel launch.
+
+The per-example update runs ``kernels.cpu.update_codes`` (exact sums of integer codes) where the
+format, accumulator, batch size and data allow it, and ``kernels.cpu.per_example_update``
+otherwise; both return the reference's bits.
 """
 from __future__ import annotations
 
@@ -527,9 +532,14 @@ def _run_update_codes(R, O, plan, key, counter, out) -> bool:
     cpu = _cpu()
     if plan is None or R.shape[0] * plan[cpu.C_MAXCODE] > cpu.CODE_SUM_LIMIT:
         return False
-    if R.shape[0] * R.shape[1] * O.shape[1] < SERIAL_MAX_UPDATE or R.shape[1] < 2:
+    if _serial_update(R.shape[0], R.shape[1], O.shape[1]):
         return cpu.update_codes_serial(R, O, plan, key, counter, out, 1)
     return cpu.update_codes(R, O, plan, key, counter, out, cpu.get_num_threads())
+
+
+def _serial_update(batch: int, n_out: int, n_in: int) -> bool:
+    """Whether an update is small enough for the kernels' serial twins."""
+    return batch * n_out * n_in < SERIAL_MAX_UPDATE or n_out < 2
 
 
 def _cpu_matrix(t, writeable: bool = False):
@@ -594,10 +604,9 @@ def per_example_update(R, O, fmt, *, accumulator=None, seed: int = 0, counter: i
     elif _is_tensor(out) and not out.is_cuda and out.is_contiguous():
         direct = out.detach().numpy()
     res = direct if direct is not None else np.empty(shape, np.float32)
-    serial = R.shape[0] * shape[0] * shape[1] < SERIAL_MAX_UPDATE or shape[0] < 2
     Rc, Oc = _c(Rv), _c(Ov)
-    plan = _code_plan(fmt) if A is None else None
-    if not _run_update_codes(Rc, Oc, plan, key, c0, res):
+    if not _run_update_codes(Rc, Oc, _code_plan(fmt) if A is None else None, key, c0, res):
+        serial = _serial_update(R.shape[0], shape[0], shape[1])
         kern = cpu.per_example_update_serial if serial else cpu.per_example_update
         kern(Rc, Oc, P, PA, table, mode, key, c0, ca, res)
     return out if direct is not None else _wrap_like(res, R, out)

@@ -8,7 +8,10 @@ semantics, so log formats underflow stochastically):
 * ``q-error``: 3-bit log error and signals (``formats.error = formats.signal = log:alpha=2,bits=3``),
   quantized in place by ``kernels.dispatch.quantize_`` (Numba);
 * ``q-update``: 5-bit log per-example weight update (``formats.update = log:alpha=0.5,bits=5``, the
-  Table 1 sweep's format, lowbit_rbp/sweeps/mnist_qupdate.toml), the fused ``kernels.dispatch.per_example_update`` (Numba).
+  Table 1 sweep's format, lowbit_rbp/sweeps/mnist_qupdate.toml), the fused
+  ``kernels.dispatch.per_example_update`` (Numba: exact integer code sums, ``kernels.cpu.update_codes``);
+* ``q-update-3``, ``q-update-1``: the sweep's 3-bit and 1-bit log updates; ``q-update-fixed``: an
+  8-bit fixed-point update (``fixed:w=8,f=8``, nearest-even, saturating), same kernel.
 
 Each timing is the median of ``--repeats`` epochs, interleaved so that machine noise hits every
 contender alike, after one warm-up epoch each (Numba compiles or loads its cache there). Prints
@@ -36,16 +39,17 @@ from lowbit_rbp.core.formats import parse_format  # noqa: E402
 from lowbit_rbp.learning.trainer import Trainer  # noqa: E402
 
 ERROR_FORMAT = "log:alpha=2,bits=3"
-UPDATE_FORMAT = "log:alpha=0.5,bits=5"
+UPDATE_FORMATS = {"q-update": "log:alpha=0.5,bits=5", "q-update-3": "log:alpha=0.5,bits=3",
+                  "q-update-1": "log:alpha=0.5,bits=1", "q-update-fixed": "fixed:w=8,f=8"}
 CONTENDERS = {
     "float": [],
     "q-error": [f"formats.error='{ERROR_FORMAT}'", f"formats.signal='{ERROR_FORMAT}'"],
-    "q-update": [f"formats.update='{UPDATE_FORMAT}'"],
+    **{name: [f"formats.update='{spec}'"] for name, spec in UPDATE_FORMATS.items()},
 }
 DESCRIPTION = {
     "float": "float32 everywhere",
     "q-error": f"error + signals `{parse_format(ERROR_FORMAT).spec}`",
-    "q-update": f"per-example update `{parse_format(UPDATE_FORMAT).spec}`",
+    **{name: f"per-example update `{parse_format(spec).spec}`" for name, spec in UPDATE_FORMATS.items()},
 }
 
 

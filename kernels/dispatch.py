@@ -542,6 +542,11 @@ def _serial_update(batch: int, n_out: int, n_in: int) -> bool:
     return batch * n_out * n_in < SERIAL_MAX_UPDATE or n_out < 2
 
 
+def _float_accumulator(accumulator) -> bool:
+    """None or Float32: float64 accumulation (``reference.accumulator_format`` gives None)."""
+    return accumulator is None or getattr(accumulator, "kind", None) == "float"
+
+
 def _cpu_matrix(t, writeable: bool = False):
     """A 2-D C-contiguous float32 NumPy view of a plain CPU tensor / array, else None."""
     tp = type(t)
@@ -576,7 +581,7 @@ def per_example_update(R, O, fmt, *, accumulator=None, seed: int = 0, counter: i
     FixedPoint ``accumulator`` saturating (wrapping) at every add; see
     ``reference.per_example_update``.
     """
-    if accumulator is None and out is not None and (backend == "numba" or backend == "auto"):
+    if out is not None and (backend == "numba" or backend == "auto") and _float_accumulator(accumulator):
         if _update_codes_direct(R, O, fmt, seed, counter, out):
             return out
     be = _backend(backend, R, O, out)

@@ -329,11 +329,13 @@ def test_codes_random_formats_shapes_and_sparsity(fmt, B, NO, NI, zero_frac, see
     assert same_bits(got, want), (fmt.spec, loop_order(R, O), describe_diff(got, want))
 
 
-@pytest.mark.parametrize("kind", ["torch", "numpy", "numpy-readonly-inputs", "strided-out", "nan"])
+@pytest.mark.parametrize("kind", ["torch", "numpy", "numpy-readonly-inputs", "float32-accumulator",
+                                  "fixed-accumulator", "strided-out", "nan"])
 def test_dispatch_short_path_and_its_fallbacks(kind):
-    """The training loop's call (contiguous float32 R, O, out; backend auto / numba) takes a short
-    path to the code kernel (read-only inputs included); a strided out or a NaN input goes the long
-    way. Every case returns the reference's bits in ``out``."""
+    """The training loop's call (contiguous float32 R, O, out; backend auto / numba; accumulator
+    None or Float32) takes a short path to the code kernel (read-only inputs included); a fixed
+    accumulator, a strided out or a NaN input goes the long way. Every case returns the
+    reference's bits in ``out``."""
     import torch
     rng = np.random.default_rng(9)
     fmt = LogQuant(0.5, 5)
@@ -341,7 +343,8 @@ def test_dispatch_short_path_and_its_fallbacks(kind):
     O = np.tanh(rng.normal(0, 1, (100, 30))).astype(np.float32)
     if kind == "nan":
         O[3, 4] = np.nan
-    want = reference.per_example_update(R, O, fmt, seed=4, counter=2 ** 40)
+    acc = {"float32-accumulator": Float32(), "fixed-accumulator": FixedPoint(16, 10)}.get(kind)
+    want = reference.per_example_update(R, O, fmt, accumulator=acc, seed=4, counter=2 ** 40)
     if kind == "torch":
         args, out = (torch.from_numpy(R), torch.from_numpy(O)), torch.full((20, 30), np.nan)
     elif kind == "strided-out":
@@ -350,6 +353,6 @@ def test_dispatch_short_path_and_its_fallbacks(kind):
         args, out = (R, O), np.full((20, 30), np.nan, np.float32)
         if kind == "numpy-readonly-inputs":
             R.flags.writeable = O.flags.writeable = False
-    got = dispatch.per_example_update(*args, fmt, seed=4, counter=2 ** 40, out=out, backend="auto")
+    got = dispatch.per_example_update(*args, fmt, accumulator=acc, seed=4, counter=2 ** 40, out=out, backend="auto")
     assert got is out
     check(np.asarray(out), want)

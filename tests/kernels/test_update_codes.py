@@ -331,7 +331,7 @@ def test_codes_random_formats_shapes_and_sparsity(fmt, B, NO, NI, zero_frac, see
 
 @pytest.mark.parametrize("kind", ["torch", "numpy", "numpy-readonly-inputs", "float32-accumulator",
                                   "fixed-accumulator", "strided-out", "nan"])
-def test_dispatch_short_path_and_its_fallbacks(kind):
+def test_dispatch_short_path_and_its_fallbacks(kind, monkeypatch):
     """The training loop's call (contiguous float32 R, O, out; backend auto / numba; accumulator
     None or Float32) takes a short path to the code kernel (read-only inputs included); a fixed
     accumulator, a strided out or a NaN input goes the long way. Every case returns the
@@ -353,6 +353,10 @@ def test_dispatch_short_path_and_its_fallbacks(kind):
         args, out = (R, O), np.full((20, 30), np.nan, np.float32)
         if kind == "numpy-readonly-inputs":
             R.flags.writeable = O.flags.writeable = False
+    if kind in ("torch", "numpy", "numpy-readonly-inputs", "float32-accumulator"):
+        def long_way(*a, **k):
+            raise AssertionError("the short path was not taken")
+        monkeypatch.setattr(dispatch, "_host", long_way)           # the long way converts inputs with _host
     got = dispatch.per_example_update(*args, fmt, accumulator=acc, seed=4, counter=2 ** 40, out=out, backend="auto")
     assert got is out
     check(np.asarray(out), want)

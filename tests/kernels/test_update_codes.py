@@ -205,29 +205,33 @@ def test_codes_at_rounding_edges(fmt):
     v = log_edge_values(fmt) if fmt.kind == "log" else fixed_edge_values(fmt)
     v = v[rng.permutation(v.size)]
     NO = 32
-    B = min(-(-v.size // NO), cpu.CODE_SUM_LIMIT // int(plan(fmt)[cpu.C_MAXCODE]))
-    R = np.resize(v, (B, NO)).astype(np.float32)
-    O = np.resize(np.float32([1.0, -1.0, 0.125, -0.125, 8.0]), (B, 5)).astype(np.float32)
-    for Rc, Oc in both_orders(R, O, rng):
-        want = reference.per_example_update(Rc, Oc, fmt, seed=6, counter=99)
-        check(run_codes(Rc, Oc, fmt, 6, 99), want)
+    R_all = np.resize(v, (-(-v.size // NO), NO)).astype(np.float32)
+    batch = cpu.CODE_SUM_LIMIT // int(plan(fmt)[cpu.C_MAXCODE])       # 24-bit fixed: 2 examples a call
+    for b0 in range(0, R_all.shape[0], batch):
+        R = R_all[b0:b0 + batch]
+        O = np.resize(np.float32([1.0, -1.0, 0.125, -0.125, 8.0]), (R.shape[0], 5)).astype(np.float32)
+        for Rc, Oc in both_orders(R, O, rng):
+            want = reference.per_example_update(Rc, Oc, fmt, seed=6, counter=99 + b0)
+            check(run_codes(Rc, Oc, fmt, 6, 99 + b0), want)
 
 
 @pytest.mark.parametrize("fmt", [LogQuant(0.5, 5), LogQuant(0.1, 5), LogQuant(2, 3, "clip")], ids=lambda f: f.spec)
-def test_products_that_reach_an_edge_only_by_float32_rounding(fmt):
-    """r * o below an edge in exact arithmetic but rounded up onto it in float32 (and the mirror
-    case): the reference quantizes the float32 product, so must the kernel."""
-    rng = np.random.default_rng(8)
-    rs, os_ = [], []
+def test_products_that_cross_an_edge_only_by_float32_rounding(fmt):
+    """r * o below an edge in exact arithmetic but rounded up onto it in float32: the reference
+    quantizes the float32 product, so must the kernel. (The other way cannot happen: the edge is
+    a float32, and rounding is monotone.)"""
+    rs, os_, edge_hit = [], [], set()
     for t in edges(fmt):
-        for o in np.float32([3.0, 5.0, 7.0, 0.7, 1.3, 11.0]):
+        for o in np.float32([3.0, 5.0, 7.0, 0.7, 1.3, 11.0, 13.0, 0.3]):
             r0 = np.float32(np.float64(t) / np.float64(o))
             for r in (r0, np.nextafter(r0, np.float32(0)), np.nextafter(r0, np.float32(1))):
                 exact, rounded = np.float64(r) * np.float64(o), np.float32(r * o)
-                if rounded == t and exact != np.float64(t):
+                if rounded == t and exact < np.float64(t):
                     rs.append(r)
                     os_.append(o)
-    assert len(rs) >= 1 - fmt.min_exponent                      # such products exist at every edge
+                    edge_hit.add(float(t))
+    assert len(edge_hit) == 1 - fmt.min_exponent                # such products exist at every edge
+    rs, os_ = np.resize(rs, max(len(rs), 16)), np.resize(os_, max(len(rs), 16))   # wide enough for columns
     m = len(rs)
     # example b: R's entry i times O's only non-zero, column b % m, is the crafted product for i = b % m
     R = np.repeat(np.float32(rs)[None, :] * np.float32([[1.0], [-1.0]]), m, axis=0)

@@ -364,3 +364,29 @@ def test_dispatch_short_path_and_its_fallbacks(kind, monkeypatch):
     got = dispatch.per_example_update(*args, fmt, accumulator=acc, seed=4, counter=2 ** 40, out=out, backend="auto")
     assert got is out
     check(np.asarray(out), want)
+
+
+@pytest.mark.parametrize("spec", ["log:alpha=0.5,bits=5", "log:alpha=0.5,bits=1", "fixed:w=8,f=8"])
+def test_training_with_the_code_kernel_gives_the_general_kernels_weights(spec, tiny_data, monkeypatch):
+    """An SRBP epoch with a quantized update: the same weights, bit for bit, whether the dispatch
+    runs the code kernel (counted: it did) or, with the code plans hidden, the general kernel."""
+    from lowbit_rbp.core.config import RunConfig, apply_overrides
+    from lowbit_rbp.learning.trainer import Trainer
+    cfg = apply_overrides(RunConfig(), ["model.hidden=[40,20]", "train.batch_size=25", "channel.algorithm=srbp",
+                                        f"formats.update='{spec}'"])
+    calls = []
+    serial = cpu.update_codes_serial
+    monkeypatch.setattr(cpu, "update_codes_serial", lambda *a: calls.append(1) or serial(*a))
+
+    def weights():
+        tr = Trainer(cfg, tiny_data)
+        tr.train_epoch()
+        return [w.numpy().copy() for w in tr.net.W + tr.net.b]
+
+    with_codes = weights()
+    assert len(calls) == 3 * 200 // 25                                 # 3 weight layers, 8 minibatches
+    monkeypatch.setattr(dispatch, "_code_plan", lambda fmt: None)
+    general = weights()
+    assert len(calls) == 3 * 200 // 25
+    for a, b in zip(with_codes, general):
+        check(a, b)

@@ -17,6 +17,7 @@ from ..errors import bad_value
 from ..results.records import Group, RunRecord
 from . import paper as paper_tables
 from .table1 import check_text, ordering as row_ordering
+from .tables import report_code
 
 PAPER_EPOCHS = 100
 
@@ -196,7 +197,8 @@ def write_report(sweep, gs: list[Group], out_dir, command: str, missing: list[st
             _protocol_line(name, rows, summaries, seeds),
             "- Paper: 100 epochs, 5 seeds (Baldi, Sadowski, Lu 2018, Table 1); full CIFAR-10 for its CIFAR rows.",
             f"- Machine: {m.get('processor', platform.machine())}, {m.get('cpus', '?')} CPUs, torch {m.get('torch', '?')}, "
-            f"Python {m.get('python', '?')}; code {', '.join(versions) or '?'}; date {time.strftime('%Y-%m-%d')}.", "",
+            f"Python {m.get('python', '?')}; runs' code {', '.join(versions) or '?'}; report {time.strftime('%Y-%m-%d')} "
+            f"from code {report_code()}.", "",
             markdown_table(rows), ""]
     order = ordering(gs, paper_table)
     if order:

@@ -7,6 +7,7 @@ plots) for a whole store.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -20,6 +21,7 @@ from ..core.algorithms import REPORT_ORDER as ALG_ORDER
 from ..errors import ConfigError, LowbitError, bad_value
 from ..results.records import Group, RunRecord
 from ..results.store import PRUNED_TAG, Store
+from ..results.sweep import code_version
 
 # Cost per training example (lowbit_rbp.cost: the cost report's dynamic energy and counts, and the
 # hardware budget on the default architecture template); any of them can bound a budget.
@@ -138,6 +140,13 @@ def _net(cfg) -> str:
             + (f", momentum {t.momentum:g}" if t.momentum else ""))
 
 
+@functools.lru_cache(maxsize=1)
+def report_code() -> str:
+    """The code version a report is made from (``git describe --dirty``), asked once per process:
+    a report's every table names it, and a dirty one says the numbers' code is not committed."""
+    return code_version()
+
+
 def protocol(results: list[RunRecord]) -> dict:
     machines = {(m.get("processor", "?"), m.get("cpus", "?"), m.get("torch", "?"), m.get("python", "?"))
                 for m in (r.machine for r in results) if m}
@@ -150,6 +159,7 @@ def protocol(results: list[RunRecord]) -> dict:
         "machines": sorted(machines, key=str),
         "code_versions": sorted({r.code_version for r in results if r.code_version}),
         "report_date": time.strftime("%Y-%m-%d"),
+        "report_code": report_code(),
     }
 
 
@@ -160,7 +170,8 @@ def protocol_markdown(results: list[RunRecord]) -> str:
     return (f"_Protocol: {p['runs']} runs ({done} done); net {' | '.join(p['nets']) or '?'}; "
             f"epochs {', '.join(map(str, p['epochs'])) or '?'}; "
             f"seeds {', '.join(map(str, p['seeds'])) or '?'}; finished {', '.join(p['dates']) or '-'}; "
-            f"machine {mach}; code {', '.join(p['code_versions']) or '?'}; report {p['report_date']}. "
+            f"machine {mach}; runs' code {', '.join(p['code_versions']) or '?'}; report {p['report_date']} from code "
+            f"{p['report_code']}. "
             "Final test accuracy %, mean (sample sd) over seeds; diverged runs counted apart._")
 
 

@@ -39,7 +39,7 @@ def cmd_sweep(args) -> int:
         if note:
             print(note, file=sys.stderr)
     s = run_sweep(sw, args.store, runtime=runtime, executor=args.executor,
-                  scheduler=args.scheduler, progress=not args.quiet, reclaim=args.reclaim)
+                  scheduler=args.scheduler, progress=not args.quiet, reclaim=args.reclaim, retrain=args.retrain)
     div = sum(v == "diverged" for v in s.ran.values())
     print(f"ran {len(s.ran)} ({div} diverged, {len(s.failed)} failed), skipped {len(s.skipped)} already done, "
           f"{len(s.busy)} held by another sweep")
@@ -286,6 +286,9 @@ def register(subparsers) -> None:
     p.add_argument("--reclaim", action="store_true", help="first take over the runs left 'running' by an owner "
                    f"whose heartbeat stopped {RECLAIM_AFTER:g} s ago (a host that went away); without it: after "
                    f"{STALE_AFTER:g} s")
+    p.add_argument("--retrain", choices=("all", "dirty"), default=None,
+                   help="retrain done runs from scratch: all of the sweep's (after a change that alters results), "
+                        "or those recorded from uncommitted code (code version ...-dirty)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 

@@ -334,6 +334,20 @@ class Store:
                     taken.append(row["config_hash"])
         return taken
 
+    def mark_for_retraining(self, hashes, reason: str) -> list[str]:
+        """Mark ``failed`` with ``reason`` the done (finished or diverged) runs among ``hashes``, so
+        the next claim retrains them from scratch (a code change that alters results, or runs
+        recorded from uncommitted code); a run another owner is training is left alone. Returns
+        the hashes marked."""
+        marked = []
+        with self.transaction() as c:
+            for h in hashes:
+                row = c.execute("SELECT status FROM runs WHERE config_hash=?", (h,)).fetchone()
+                if row is not None and row["status"] in DONE:
+                    c.execute("UPDATE runs SET status='failed', error=? WHERE config_hash=?", (f"retrain: {reason}", h))
+                    marked.append(h)
+        return marked
+
     def fail_runs_of(self, pid: int, error: str) -> list[str]:
         """Mark ``failed`` with ``error`` the runs still ``running`` under a process ``pid`` of this
         host (a sweep's worker that died); returns their config hashes."""

@@ -303,7 +303,8 @@ def code_version() -> str:
 
 # --- executors --------------------------------------------------------------------------------
 def run_sweep(sweep, store_path, *, runtime: Runtime | None = None, executor: str = "local", scheduler=None,
-              client=None, data=None, progress: bool = True, reclaim: bool = False) -> SweepSummary:
+              client=None, data=None, progress: bool = True, reclaim: bool = False,
+              retrain: str | None = None) -> SweepSummary:
     """Train every run of ``sweep`` (a Sweep, a path to a sweep file, or a list of RunConfigs) not yet
     done in the store at ``store_path``.
 
@@ -316,7 +317,9 @@ def run_sweep(sweep, store_path, *, runtime: Runtime | None = None, executor: st
     this process alone writes the store (``lowbit_rbp.results.remote``). ``data``: a data
     provider (``lowbit_rbp.results.providers``); for Dask a string (or None: each worker's own
     data folder). ``reclaim``: first take over the runs left ``running`` by owners silent for
-    ``store.RECLAIM_AFTER`` seconds (``Store.reclaim``).
+    ``store.RECLAIM_AFTER`` seconds (``Store.reclaim``). ``retrain``: ``"all"`` retrains the
+    sweep's done runs (after a change that alters their results), ``"dirty"`` those recorded from
+    uncommitted code (code version ``...-dirty``), from scratch.
     """
     from tqdm.auto import tqdm
     from .store import Store
@@ -334,6 +337,8 @@ def run_sweep(sweep, store_path, *, runtime: Runtime | None = None, executor: st
             store.add_pending(r.config, r.tags)
         if reclaim:
             store.reclaim()
+        if retrain is not None:
+            _mark_retrain(store, sweep, retrain, version)
         done = store.done_hashes()
     # Seed-major: every row's first seed before any row's second, so a sweep stopped part-way
     # still covers the whole grid.
@@ -380,6 +385,23 @@ def run_sweep(sweep, store_path, *, runtime: Runtime | None = None, executor: st
                      note=note)
     bar.close()
     return summary
+
+
+RETRAIN = ("all", "dirty")
+
+
+def _mark_retrain(store, sweep: Sweep, which: str, version: str) -> list[str]:
+    """Mark the sweep's done runs for retraining: all of them, or those recorded from uncommitted
+    code. Refused from uncommitted code itself (the retrained runs would be dirty again)."""
+    if which not in RETRAIN:
+        raise bad_value("retrain", which, ", ".join(RETRAIN))
+    if which == "dirty" and version.endswith("-dirty"):
+        raise ConfigError(f"--retrain dirty from uncommitted code ({version}) would record dirty runs again; "
+                          "commit first")
+    hashes = {r.config.config_hash() for r in sweep.runs}
+    if which == "dirty":
+        hashes = {r.config_hash for r in store.runs() if r.config_hash in hashes and r.code_version.endswith("-dirty")}
+    return store.mark_for_retraining(sorted(hashes), f"--retrain {which} (code {version})")
 
 
 def _tally(s: SweepSummary) -> dict:

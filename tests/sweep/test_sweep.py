@@ -42,6 +42,31 @@ def test_uninterrupted_sweep_and_rerun_skips(tmp_path, reference):
     assert snapshot(tmp_path / "a.db") == reference
 
 
+def test_retrain_all_and_dirty(tmp_path, reference, monkeypatch):
+    """--retrain all retrains every done run of the sweep (same results: training is deterministic);
+    --retrain dirty only those recorded from uncommitted code, and is refused from uncommitted code."""
+    from lowbit_rbp.results import sweep as sweep_mod
+    path = tmp_path / "r.db"
+    rt = Runtime(threads=1)
+    run_sweep(helper.sweep(), path, data=helper.DATA_SPEC, progress=False, runtime=rt)
+    s = run_sweep(helper.sweep(), path, data=helper.DATA_SPEC, progress=False, runtime=rt, retrain="all")
+    assert len(s.ran) == 6 and not s.skipped
+    assert snapshot(path) == reference
+    dirty = sorted(h for h, _, _ in reference[0])[:2]
+    with sqlite3.connect(path) as con:      # (this checkout may itself be dirty: set every version)
+        con.execute("UPDATE runs SET code_version='abc1234'")
+        con.executemany("UPDATE runs SET code_version='abc1234-dirty' WHERE config_hash=?", [(h,) for h in dirty])
+    monkeypatch.setattr(sweep_mod, "code_version", lambda: "def5678")
+    s = run_sweep(helper.sweep(), path, data=helper.DATA_SPEC, progress=False, runtime=rt, retrain="dirty")
+    assert sorted(s.ran) == dirty and len(s.skipped) == 4
+    with Store(path) as st:
+        assert {r.code_version for r in st.runs() if r.config_hash in dirty} == {"def5678"}
+    assert snapshot(path) == reference
+    monkeypatch.setattr(sweep_mod, "code_version", lambda: "def5678-dirty")
+    with pytest.raises(ConfigError, match="commit first"):
+        run_sweep(helper.sweep(), path, data=helper.DATA_SPEC, progress=False, runtime=rt, retrain="dirty")
+
+
 def test_sweep_runs_seed_major(tmp_path):
     """Every row's seed 0 runs before any row's seed 1, so a sweep stopped part-way covers the grid."""
     sweep = helper.sweep()

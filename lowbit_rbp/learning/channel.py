@@ -69,6 +69,7 @@ class Channel:
         # The net's own layer kinds (a config validated them; a net given directly is checked here).
         check_combination(cfg, net.kinds)
         self.tally = None        # an instrument.OpTally to count what the channel executes
+        self.probe = None        # a diagnostics.Diagnostics sampling this minibatch's quantizers
         self.B: dict[int, torch.Tensor] = {}
         self._magnitudes: dict[int, torch.Tensor] = {}
         self.per_weight_B: dict[int, torch.Tensor] = {}
@@ -151,7 +152,7 @@ class Channel:
             self._alloc(net, acts[0].shape[0])
         top = self.L - 1
         torch.sub(target, acts[-1], out=self.J[top])
-        self.q_error(self.J[top])
+        self._quantize("error", top, self.q_error, self.J[top])
         self.R[top] = self.J[top]
         self.prepare(net)
         for k in reversed(self.hidden_layers()):
@@ -169,15 +170,22 @@ class Channel:
                 keep = torch.empty_like(r).bernoulli_(1.0 - self.dropout, generator=self.gen)
                 r.mul_(keep).mul_(1.0 / (1.0 - self.dropout))
             if not self.quantize_after:
-                self.q_signal(r)
+                self._quantize("signal", k, self.q_signal, r)
             if self.use_fprime:
                 if self.tally is not None:
                     self.tally.fprime(k, r)
                 net.mul_fprime_(r, acts[k + 1], self.fp[k])
             if self.quantize_after:
-                self.q_signal(r)
+                self._quantize("signal", k, self.q_signal, r)
             self.R[k] = net.route(k, r)
         return self.R
+
+    def _quantize(self, point: str, k: int, q: Quantizer, t: torch.Tensor) -> torch.Tensor:
+        """``q(t)`` in place; with a probe, the probe makes that same call and sees the values before
+        and after (``point``: error or signal, at layer k)."""
+        if self.probe is None:
+            return q(t)
+        return self.probe.quantize(point, k, q, t)
 
     def trains(self, k: int) -> bool:
         """Whether weight layer k is updated (top layer always, unless held fixed)."""

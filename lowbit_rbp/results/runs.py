@@ -2,7 +2,9 @@
 
 The run file starts with the run's header (``RunRecord.header``: config, its hash, machine) and
 holds one ``EpochRecord`` per line as epochs finish, beside a checkpoint, so a killed run resumes
-from its last finished epoch.
+from its last finished epoch. With learning diagnostics on (``Runtime.diagnostics``), each epoch's
+line is followed by one ``{"type": "diagnostics", "epoch", "layer", <metric>: value}`` line per
+weight layer (``read_diagnostics``).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import torch
 from ..core.config import RunConfig
 from ..core.runtime import Runtime
 from ..errors import ConfigError
+from ..learning.diagnostics import LayerDiagnostics
 from ..learning.trainer import EpochRecord, Trainer, machine_info
 from .records import RunRecord
 
@@ -57,7 +60,7 @@ def run_training(cfg: RunConfig, out: str | Path, data=None, *, runtime: Runtime
             raise ConfigError(f"results file {str(out)!r} holds a run of another config "
                               f"(hash {header.get('config_hash')}, this config {cfg.config_hash()}); "
                               "choose another --out or delete it")
-        records = [EpochRecord.from_dict(rec) for rec in lines[1:]]
+        records = [EpochRecord.from_dict(rec) for rec in lines[1:] if rec.get("type", "epoch") == "epoch"]
         if records and (records[-1].status == "diverged" or len(records) >= cfg.train.epochs):
             return RunRecord.from_header(header)._with(records, _status(records))
         if records:
@@ -65,7 +68,8 @@ def run_training(cfg: RunConfig, out: str | Path, data=None, *, runtime: Runtime
                 raise ConfigError(f"{str(out)!r} has {len(records)} epochs but no checkpoint {str(ckpt)!r} to resume from")
             trainer.load_state(torch.load(ckpt, weights_only=False))
             records = records[: trainer.epoch]
-            _rewrite(out, lines[0], records)
+            kept = [d for d in lines[1:] if d.get("type") == "diagnostics" and d["epoch"] <= trainer.epoch]
+            _rewrite(out, lines[0], records, kept)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         header = RunRecord(cfg, machine=machine_info(), started=time.strftime("%Y-%m-%dT%H:%M:%S")).header()
@@ -74,8 +78,10 @@ def run_training(cfg: RunConfig, out: str | Path, data=None, *, runtime: Runtime
     def save(rec: EpochRecord, tr: Trainer):
         # The record first, then the checkpoint: a kill between the two leaves a record ahead of
         # the checkpoint, which the resume drops and recomputes (deterministically).
+        diagnostics = tr.diagnostics.last if tr.diagnostics is not None else []
         with out.open("a") as fh:
             fh.write(json.dumps({"type": "epoch", **asdict(rec)}) + "\n")
+            fh.writelines(json.dumps(d.to_dict()) + "\n" for d in diagnostics)
             fh.flush()
             os.fsync(fh.fileno())
         if checkpoint and rec.status == "ok":
@@ -90,7 +96,25 @@ def run_training(cfg: RunConfig, out: str | Path, data=None, *, runtime: Runtime
     return RunRecord.from_header(header)._with(records, _status(records))
 
 
-def _rewrite(out: Path, header: dict, records: list[EpochRecord]) -> None:
+def _rewrite(out: Path, header: dict, records: list[EpochRecord], diagnostics: list[dict] = ()) -> None:
+    """The run file with ``records`` (and the diagnostics lines of those epochs, each after its epoch)."""
+    by_epoch: dict = {}
+    for d in diagnostics:
+        by_epoch.setdefault(d["epoch"], []).append(d)
+    lines = [header]
+    for r in records:
+        lines += [{"type": "epoch", **asdict(r)}] + by_epoch.get(r.epoch, [])
     tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(x) + "\n" for x in [header] + [{"type": "epoch", **asdict(r)} for r in records]))
+    tmp.write_text("".join(json.dumps(x) + "\n" for x in lines))
     os.replace(tmp, out)
+
+
+def read_diagnostics(path: str | Path) -> list[LayerDiagnostics]:
+    """The learning diagnostics of a ``train --out`` run file (empty when it was run without them)."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            d = json.loads(line)
+            if d.get("type") == "diagnostics":
+                rows.append(LayerDiagnostics.from_dict(d))
+    return rows

@@ -294,6 +294,8 @@ def run_one(store_path: str, cfg_dict: dict, tags: dict | None = None, data=None
             status = "finished"
             for rec in trainer.run(progress=False):
                 store.record_epoch(h, owner, rec)
+                if trainer.diagnostics is not None:
+                    store.record_diagnostics(h, owner, rec.epoch, trainer.diagnostics.last)
                 if rec.status == "diverged":
                     status = "diverged"
             store.finish(h, owner, status)
@@ -416,7 +418,7 @@ def run_sweep(sweep, store_path, *, runtime: Runtime | None = None, executor: st
                                   "or a client/cluster")
             client = own = Client(scheduler)
         try:
-            task_runtime = Runtime(runtime.threads or 1, runtime.backend)
+            task_runtime = Runtime(runtime.threads or 1, runtime.backend, diagnostics=runtime.diagnostics)
             jobs = [(store_path, r.config.to_dict(), r.tags, data, task_runtime, version) for r in todo]
             futs = [client.submit(run_one, *job, pure=False, key=f"lowbit-run-{job[1]['train']['seed']}-"
                                   f"{from_stored(job[1]).config_hash()}") for job in jobs]

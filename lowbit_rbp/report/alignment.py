@@ -1,0 +1,353 @@
+"""The alignment study (issue 19): how each layer's update lines up with BP's gradient over training,
+and what explains the rows of the paper's Table 1 that ours do not reproduce.
+
+    python -m lowbit_rbp.report.alignment --store reports/sweeps/alignment.db --out reports/alignment.md \\
+        [--compare reports/sweeps/mnist.db]
+
+Reads a store trained with learning diagnostics (``--diagnostics N``; the sweeps
+``lowbit_rbp/sweeps/alignment.toml``, ``alignment_hypotheses.toml``, ``alignment_seeds.toml``).
+Figures go beside the report (``alignment_<family>.png``). Every number in the text is computed
+from the store: the findings are templates (``FINDINGS``) whose ``{...}`` fields ``Quotes`` fills in
+(``lowbit_rbp.report.table1`` prints the same findings under its rows). ``--compare``: a store of
+the same configs trained without diagnostics, whose epochs must be identical.
+"""
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from pathlib import Path
+
+from ..learning.diagnostics import METRICS
+from ..results.store import Store
+from .paper import MNIST_TABLE1
+from .plots import plot_alignment
+from .tables import protocol_markdown
+
+ALGS = ("bp", "rbp", "srbp")
+LAYERS = ("W1", "W2", "W3", "W4", "top")
+# The base runs' figures: (file stem, title, Table 1 rows in it, algorithms in it).
+FAMILIES = (
+    ("baseline", "float32 channels (Table 1 baseline)", ("baseline",), ("bp", "sbp", "rbp", "arbp", "srbp", "asrbp")),
+    ("sparse", "sparse binary feedback (Table 1 sparse-8, -2, -1)", ("sparse_8", "sparse_2", "sparse_1"), ("rbp", "srbp")),
+    ("qerror", "quantized error and signals, log alpha = 2 (Table 1 quantized error)",
+     ("qerror_5", "qerror_3", "qerror_1"), ALGS),
+    ("qupdate", "quantized per-example update, log alpha = 0.5 (Table 1 quantized update)",
+     ("qupdate_5", "qupdate_3", "qupdate_1"), ALGS),
+)
+ROW_TEXT = {"baseline": "baseline", "sparse_8": "sparse-8", "sparse_2": "sparse-2", "sparse_1": "sparse-1",
+            "qerror_5": "error 5-bit", "qerror_3": "error 3-bit", "qerror_1": "error 1-bit",
+            "qupdate_5": "update 5-bit", "qupdate_3": "update 3-bit", "qupdate_1": "update 1-bit"}
+
+# The hypotheses per differing row: (variant tag, what it changes); "" is the Table 1 row itself.
+HYPOTHESES = {
+    "qerror_1": (
+        ("", "the Table 1 row: T - O and every signal `log:alpha=2,bits=1`"),
+        ("error_only", "T - O quantized, signals float32 ('quantizing T - O only')"),
+        ("signal_only", "T - O float32, every signal quantized"),
+        ("alpha_0.5", "alpha 0.5 for both (at 1 bit: the learning rate / 4)"),
+        ("alpha_0.125", "alpha 0.125 for both (lr / 16)"),
+        ("alpha_0.03125", "alpha 1/32 for both (lr / 64)"),
+        ("error_alpha_0.125", "per-layer alpha: 0.125 for T - O, 2 for the signals"),
+    ),
+    "qupdate_1": (
+        ("", "the Table 1 row: each example's update `log:alpha=0.5,bits=1`, constant lr 0.1"),
+        ("decay_1e-4", "lr 0.1 / (1 + 1e-4 t): 0.045 after 20 epochs"),
+        ("decay_1e-3", "lr 0.1 / (1 + 1e-3 t): 0.0077 after 20 epochs"),
+        ("alpha_2", "alpha 2 (at 1 bit: lr x 4)"),
+        ("alpha_0.125", "alpha 0.125 (lr / 4)"),
+        ("alpha_0.03125", "alpha 1/32 (lr / 16)"),
+    ),
+    "sparse_8": (
+        ("", "the Table 1 row: `sparse:n=8`, p = 8 / sender width, RBP scaled 1/8"),
+        ("per_sender", "8 non-zeros per *sending* neuron: the top matrix p = 8/100 (sparser)"),
+        ("scale_one", "no 1/8 scaling"),
+        ("per_sender_scale_one", "both"),
+    ),
+}
+
+# What was found, per differing row: templates whose {...} fields Quotes fills from the store.
+# Fields: {acc:ROW:ALG} (final test accuracy, mean over the store's seeds), {angle:ROW:ALG:LAYER:EPOCH}
+# (update angle, degrees), {feedback:ROW:ALG:LAYER:EPOCH}, {metric:NAME:ROW:ALG:LAYER:EPOCH}; ROW is
+# a row tag (a hypothesis: row:variant), LAYER W1..W4 or top, EPOCH a number or 'last'.
+FINDINGS: dict = {}
+
+
+class Quotes:
+    """Numbers from a store, by row tag and algorithm, as the findings quote them."""
+
+    FIELD = re.compile(r"\{(acc|angle|feedback|metric):([^{}]+)\}")
+
+    def __init__(self, results: list, diagnostics: dict):
+        self.runs: dict = {}
+        for r in results:
+            if r.status == "finished" and r.test_acc is not None:
+                self.runs.setdefault((r.row, r.algorithm), []).append(r)
+        self.diagnostics = diagnostics
+
+    def accuracies(self, row: str, alg: str) -> list[float]:
+        return [100.0 * r.test_acc for r in self.runs.get((row, alg), [])]
+
+    def acc(self, row: str, alg: str) -> str:
+        acc = self.accuracies(row, alg)
+        if not acc:
+            return "n/a (not run)"
+        text = f"{statistics.fmean(acc):.1f}"
+        return text + (f" (sd {statistics.stdev(acc):.1f}, {len(acc)} seeds)" if len(acc) > 1 else "")
+
+    def value(self, metric: str, row: str, alg: str, layer: str, epoch: str) -> float:
+        """Mean over the runs of (row, alg) of ``metric`` at ``layer`` in ``epoch`` (NaN if none)."""
+        k = LAYERS.index(layer)
+        vals = []
+        for r in self.runs.get((row, alg), []):
+            rows = self.diagnostics.get(r.config_hash, [])
+            e = max((d.epoch for d in rows), default=0) if epoch == "last" else int(epoch)
+            vals += [d.values[metric] for d in rows if d.epoch == e and d.layer == k and metric in d.values
+                     and math.isfinite(d.values[metric])]
+        return statistics.fmean(vals) if vals else math.nan
+
+    def _field(self, m) -> str:
+        kind, args = m.group(1), m.group(2).split(":")
+        if kind == "acc":
+            return self.acc(*args)
+        metric = {"angle": "update_angle", "feedback": "feedback_angle"}.get(kind)
+        if metric is None:
+            metric, args = args[0], args[1:]
+        v = self.value(metric, *args)
+        return "n/a" if math.isnan(v) else _number(v)
+
+    def fill(self, text: str) -> str:
+        return self.FIELD.sub(self._field, text)
+
+
+def _number(v: float) -> str:
+    if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-2):
+        return f"{v:.2g}"
+    return f"{v:.0f}" if abs(v) >= 20 else f"{v:.2f}"
+
+
+def load(store) -> tuple[list, dict]:
+    st = Store.read_only(store)
+    try:
+        return st.runs(), st.diagnostics()
+    finally:
+        st.close()
+
+
+def finding(row: str, quotes: Quotes) -> str:
+    """The row's finding with its numbers from the store ('' when none is recorded)."""
+    return quotes.fill(FINDINGS[row]) if row in FINDINGS else ""
+
+
+# --- tables -----------------------------------------------------------------------------------
+def _tag(row: str, variant: str) -> str:
+    return f"{row}:{variant}" if variant else row
+
+
+def angle_table(quotes: Quotes, entries, epochs=(1, 20)) -> list[str]:
+    """Per (row tag, algorithm): final accuracy, the update angle of every layer at ``epochs`` and the
+    feedback angle of every hidden layer at the last of them."""
+    head = ["variant", "algorithm", "test acc %"] + [f"update {n} (ep {'→'.join(map(str, epochs))})" for n in LAYERS] \
+        + [f"feedback {n}" for n in LAYERS[:-1]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for tag, alg in entries:
+        if not quotes.runs.get((tag, alg)):
+            continue
+        cells = [tag, alg.upper(), quotes.acc(tag, alg)]
+        for n in LAYERS:
+            vals = [quotes.value("update_angle", tag, alg, n, str(e)) for e in epochs]
+            cells.append("" if all(math.isnan(v) for v in vals) else " → ".join(
+                "n/a" if math.isnan(v) else f"{v:.0f}" for v in vals))
+        for n in LAYERS[:-1]:
+            v = quotes.value("feedback_angle", tag, alg, n, str(epochs[-1]))
+            cells.append("" if math.isnan(v) else f"{v:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def hypothesis_table(row: str, quotes: Quotes) -> list[str]:
+    algs = [a for a in ALGS if a in MNIST_TABLE1[row]]
+    head = ["variant", "what changes"] + [f"{a.upper()} (paper {MNIST_TABLE1[row][a][0]})" for a in algs]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for variant, text in HYPOTHESES[row]:
+        tag = _tag(row, variant)
+        lines.append("| " + " | ".join([variant or "(row)", text] + [quotes.acc(tag, a) for a in algs]) + " |")
+    return lines
+
+
+def diagnostic_table(row: str, quotes: Quotes, metrics) -> list[str]:
+    """Per hypothesis and algorithm: the listed (metric, layer) at the last epoch."""
+    algs = [a for a in ALGS if a in MNIST_TABLE1[row]]
+    head = ["variant", "algorithm"] + [f"{name} {layer}" for name, layer in metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for variant, _ in HYPOTHESES[row]:
+        tag = _tag(row, variant)
+        for a in algs:
+            if not quotes.runs.get((tag, a)):
+                continue
+            vals = [quotes.value(m, tag, a, layer, "last") for m, layer in metrics]
+            lines.append("| " + " | ".join([variant or "(row)", a.upper()] +
+                                           ["" if math.isnan(v) else _number(v) for v in vals]) + " |")
+    return lines
+
+
+# --- figures ----------------------------------------------------------------------------------
+def _panels(quotes: Quotes, entries) -> list:
+    out = []
+    for tag, alg in entries:
+        runs = quotes.runs.get((tag, alg), [])
+        if runs:
+            acc = quotes.acc(tag, alg).split(" ")[0]
+            title = f"{alg.upper()} {ROW_TEXT.get(tag, tag.replace(':', ': '))} ({acc} %)"
+            out.append((title, alg, [quotes.diagnostics.get(r.config_hash, []) for r in runs]))
+    return out
+
+
+def write_figures(quotes: Quotes, out_dir: Path, stem: str) -> list[str]:
+    """The families' and the hypotheses' alignment figures; returns the file names written."""
+    names = []
+    for key, text, rows, algs in FAMILIES:
+        name = f"{stem}_{key}.png"
+        entries = [(row, a) for row in rows for a in algs]
+        if plot_alignment(_panels(quotes, entries), out_dir / name, "Angle to BP's gradient per layer: " + text,
+                          ncols=len(algs) if len(algs) > 3 else 3):
+            names.append(name)
+    for row, variants in HYPOTHESES.items():
+        name = f"{stem}_{row}_hypotheses.png"
+        algs = [a for a in ALGS if a in MNIST_TABLE1[row]]
+        entries = [(_tag(row, v), a) for v, _ in variants for a in algs]
+        if plot_alignment(_panels(quotes, entries), out_dir / name,
+                          f"Angle to BP's gradient per layer: hypotheses for Table 1 row {row}", ncols=len(algs)):
+            names.append(name)
+    return names
+
+
+# --- a whole store (``lowbit-rbp report``) ---------------------------------------------------------
+def store_panels(groups, diagnostics: dict, limit: int = 24) -> list:
+    """Alignment panels of the first ``limit`` variants (report order) that have diagnostics."""
+    out = []
+    for g in groups:
+        rows = [diagnostics[h] for h in g.config_hashes if h in diagnostics]
+        if rows:
+            out.append((g.label, g.algorithm, rows))
+    return out[:limit]
+
+
+def store_angle_table(groups, diagnostics: dict) -> list[str]:
+    """Per variant with diagnostics: the update angle of every layer at its last epoch (mean over seeds)."""
+    from .plots import layer_name, mean_series
+    lines = []
+    for g in groups:
+        rows = [diagnostics[h] for h in g.config_hashes if h in diagnostics]
+        if not rows:
+            continue
+        n_layers = max(d.layer for r in rows for d in r) + 1
+        cells = []
+        for k in range(n_layers):
+            epochs, means = mean_series(rows, "update_angle", k)
+            cells.append("" if not epochs or math.isnan(means[-1]) else f"{means[-1]:.0f}")
+        if not lines:
+            lines = ["| variant | seeds | epoch | " + " | ".join(f"update {layer_name(k, n_layers)}"
+                                                           for k in range(n_layers)) + " |",
+                     "|" + "---|" * (n_layers + 3)]
+        last = max(d.epoch for r in rows for d in r)
+        lines.append(f"| {g.label} | {len(rows)} | {last} | " + " | ".join(cells) + " |")
+    return lines
+
+
+# --- the check that diagnostics change nothing --------------------------------------------------
+def identical_to(results: list, other_store) -> tuple[int, int, list[str]]:
+    """(runs compared, runs with every epoch identical, the code versions that trained the others) against a store
+    of the same configs trained without diagnostics: train and test accuracy of every epoch (the
+    losses are left out: how a loss is summed changed between code versions, in the 8th digit)."""
+    other = {r.config_hash: r for r in load(other_store)[0]}
+    same, differ, compared = 0, [], 0
+    for r in results:
+        o = other.get(r.config_hash)
+        if o is None or not (r.done and o.done) or len(o.epochs) != len(r.epochs):
+            continue
+        compared += 1
+        if [(e.train_acc, e.test_acc) for e in r.epochs] == [(e.train_acc, e.test_acc) for e in o.epochs]:
+            same += 1
+        else:
+            differ.append(o.code_version or "?")
+    return compared, same, sorted(set(differ))
+
+
+# --- the report -------------------------------------------------------------------------------
+def markdown(results: list, diagnostics: dict, command: str, figures: list[str], compare=()) -> str:
+    quotes = Quotes(results, diagnostics)
+    with_diag = [r for r in results if r.config_hash in diagnostics]
+    lines = ["# Learning diagnostics: how each layer's update lines up with BP's gradient", "",
+             "Generated from the results store; do not edit the numbers by hand.", "",
+             f"- Command: `{command}`",
+             "- Runs: MNIST, the paper's net 784-100-100-100-100-10 tanh and Table 1 schedule (lr 0.1 decaying "
+             "1e-6 per update; the quantized-update rows constant), 20 epochs unless a table says otherwise; "
+             "seed 0 for screens, seeds 0-2 where a cell says so. Trained with `--diagnostics 4`: every "
+             "metric is the mean over 4 evenly spaced minibatches of each epoch, measured before that "
+             "minibatch's update (sweeps `lowbit_rbp/sweeps/alignment*.toml`).",
+             protocol_markdown(results), "",
+             "Metrics (per weight layer W1..W4, top; `lowbit_rbp.learning.diagnostics`):", ""]
+    lines += [f"- `{k}`: {v}" for k, v in METRICS.items() if not k.startswith(("signal_", "update_", "error_"))
+              or k in ("signal_rms", "signal_mean", "update_angle")]
+    lines += ["- `error_*`, `signal_*`, `update_*` (`zero`, `smallest`, `clipped`, `underflow`): at each "
+              "quantization point, the fraction of quantized values at 0 and at the smallest level, and of the "
+              "values before it above the largest level and below the smallest one.", ""]
+    for other in compare or ():
+        n, same, differ = identical_to(results, other)
+        lines += [f"Diagnostics change nothing: of the {n} runs here that `{other}` also holds (trained without "
+                  f"diagnostics), {same} have every epoch's train and test accuracy identical"
+                  + (f"; the others were trained there by code {', '.join(differ)}" if differ else "") + ".", ""]
+    lines += ["## Angles over training", "",
+              "Solid: the angle between the update the channel gives a layer and BP's gradient on the same "
+              "minibatch and weights (0: BP's direction; 90: orthogonal, no first-order progress; above 90: "
+              "against the gradient). Dotted: the angle between the layer's feedback matrix and BP's. "
+              "Update angles per layer at epochs 1 → 20, feedback angles at epoch 20:", ""]
+    entries = [(row, a) for _, _, rows, algs in FAMILIES for row in rows for a in algs]
+    lines += angle_table(quotes, entries) + [""]
+    lines += [f"![{n}]({n})" for n in figures if "hypotheses" not in n] + [""]
+    lines += ["## The Table 1 rows that differ from the paper", ""]
+    for row in HYPOTHESES:
+        lines += [f"### {row}", ""] + hypothesis_table(row, quotes) + [""]
+        lines += diagnostic_table(row, quotes, DIAGNOSTIC_COLUMNS.get(row, ())) + [""]
+        lines += [f"![{n}]({n})" for n in figures if n.endswith(f"_{row}_hypotheses.png")] + [""]
+        if row in FINDINGS:
+            lines += [finding(row, quotes), ""]
+    for row in FINDINGS:
+        if row not in HYPOTHESES:
+            lines += [f"### {row}", "", finding(row, quotes), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# Diagnostics shown per hypothesis (metric, layer) at the last epoch.
+DIAGNOSTIC_COLUMNS = {
+    "qerror_1": (("update_angle", "W1"), ("update_angle", "W4"), ("update_angle", "top"), ("signal_mean", "top"),
+                 ("weight_norm", "top"), ("bp_signal_rms", "W4")),
+    "qupdate_1": (("update_angle", "W1"), ("update_angle", "W4"), ("update_angle", "top"), ("weight_norm", "W1"),
+                  ("weight_norm", "top"), ("update_zero", "W1")),
+    "sparse_8": (("update_angle", "W1"), ("update_angle", "W4"), ("feedback_angle", "W4"), ("signal_rms", "W4"),
+                 ("bp_signal_rms", "W4"), ("feedback_norm", "W4")),
+}
+
+
+def main(argv=None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m lowbit_rbp.report.alignment", description=__doc__.splitlines()[0])
+    ap.add_argument("--store", default="reports/sweeps/alignment.db")
+    ap.add_argument("--out", default="reports/alignment.md")
+    ap.add_argument("--compare", action="append", default=[],
+                    help="a store of some of the same configs trained without diagnostics (repeatable)")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    results, diagnostics = load(args.store)
+    figures = write_figures(Quotes(results, diagnostics), out.parent, out.stem)
+    command = f"python -m lowbit_rbp.report.alignment --store {args.store} --out {args.out}" + \
+        "".join(f" --compare {c}" for c in args.compare)
+    text = markdown(results, diagnostics, command, figures, args.compare)
+    out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,13 +1,17 @@
 """The paper's MNIST Table 1, every row, ours beside the paper's, from a results store; per row an
 automatic check of the algorithms' ordering against the paper's and the differences explained.
 
-    python -m lowbit_rbp.report.table1 --store reports/sweeps/mnist.db --out reports/mnist_table1.md
+    python -m lowbit_rbp.report.table1 --store reports/sweeps/mnist.db --out reports/mnist_table1.md \
+        [--findings reports/sweeps/alignment.db --findings reports/sweeps/quant.db]
 
 Rows come from the sweep's row tags (``lowbit_rbp/sweeps/mnist_table1.toml``); a row whose runs are
 not all finished is shown with what it has and marked, so the table fills in as the sweep resumes.
 The explanations are data (``EXPLAIN``): a ``setup`` (how our row is built, always shown) and a
 ``finding`` (what our numbers show and why they differ, shown once the row has results); the numbers
-quoted beside them (ours - paper, the last epochs' trend, the ordering check) are computed.
+quoted beside them (ours - paper, the last epochs' trend, the ordering check) are computed. A
+finding may quote runs of other stores (``--findings``: the alignment study's hypotheses, the
+quantization screens) through ``{acc:ROW:ALG}``-style fields (``lowbit_rbp.report.alignment.Quotes``),
+filled from those stores when the report is made.
 """
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ import math
 import statistics
 
 from ..core.algorithms import ALGORITHMS
+from .alignment import Quotes
 from .paper import MNIST_TABLE1
-from .tables import protocol_markdown, store_report_main
+from .tables import protocol_markdown
 
 # The paper's columns, in its order; an algorithm's cell is its descriptor's ``column`` (the
 # paper's "Adaptive" row sits in the RBP / SRBP columns).
@@ -322,7 +327,7 @@ def _signed(x: float, digits: int) -> str:
     return text[1:] if float(text) == 0 else text
 
 
-def explain_markdown(row: str, c: dict, results: list) -> list[str]:
+def explain_markdown(row: str, c: dict, results: list, quotes: Quotes | None = None) -> list[str]:
     paper = MNIST_TABLE1[row]
     have = {col: _stats(c.get((row, col))) for col in paper}
     lines = [f"**{ROW_NAMES.get(row, row)}** (`{row}`)."]
@@ -340,14 +345,15 @@ def explain_markdown(row: str, c: dict, results: list) -> list[str]:
         lines.append(f"No results yet for {', '.join(missing)}.")
     lines.append(EXPLAIN[row]["setup"])
     if EXPLAIN[row]["finding"]:
-        lines.append(EXPLAIN[row]["finding"])
+        lines.append((quotes or Quotes([], {})).fill(EXPLAIN[row]["finding"]))
     rel = _related(row, results)
     if rel:
         lines.append(rel)
     return [" ".join(lines), ""]
 
 
-def markdown(results: list, command: str) -> str:
+def markdown(results: list, command: str, quotes: Quotes | None = None) -> str:
+    """The report; ``quotes``: the runs the findings quote (``--findings`` stores)."""
     c = cells(results)
     used = [r for r in results if r.row in MNIST_TABLE1]
     lines = ["# MNIST, the paper's Table 1: ours beside the paper's", "",
@@ -390,12 +396,36 @@ def markdown(results: list, command: str) -> str:
         lines.append(f"| {row} | {o['paper']} | {o['ours'] or '-'} | {check_text(o)} |")
     lines += ["", "## Differences explained", "", COMMON, ""]
     for row in MNIST_TABLE1:
-        lines += explain_markdown(row, c, results)
+        lines += explain_markdown(row, c, results, quotes)
     return "\n".join(lines).rstrip() + "\n"
 
 
+FINDINGS_STORES = ("reports/sweeps/alignment.db", "reports/sweeps/quant.db")
+
+
 def main(argv=None) -> int:
-    return store_report_main("table1", markdown, "reports/sweeps/mnist.db", "reports/mnist_table1.md", argv)
+    import argparse
+    from .alignment import load
+    from .tables import load_results
+    ap = argparse.ArgumentParser(prog="python -m lowbit_rbp.report.table1")
+    ap.add_argument("--store", default="reports/sweeps/mnist.db")
+    ap.add_argument("--out", default="reports/mnist_table1.md")
+    ap.add_argument("--findings", action="append", default=None,
+                    help="a store of runs the findings quote (repeatable; default: " + ", ".join(FINDINGS_STORES) + ")")
+    args = ap.parse_args(argv)
+    findings = args.findings if args.findings is not None else list(FINDINGS_STORES)
+    runs, diagnostics = [], {}
+    for path in findings:
+        r, d = load(path)
+        runs += r
+        diagnostics.update(d)
+    command = f"python -m lowbit_rbp.report.table1 --store {args.store} --out {args.out}" + \
+        "".join(f" --findings {p}" for p in findings)
+    text = markdown(load_results(args.store), command, Quotes(runs, diagnostics))
+    with open(args.out, "w") as fh:
+        fh.write(text)
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":

@@ -73,6 +73,8 @@ def test_bp_angles_are_zero_over_training(tiny_data):
             if row.layer < 3:
                 assert abs(row.values["feedback_angle"]) <= 1e-5
             assert row.values["signal_rms"] == row.values["bp_signal_rms"]
+            if row.layer == 2:
+                assert row.values["error_mean_share"] < 1e-5          # a float softmax error sums to zero
 
 
 def test_rbp_with_the_forward_weights_as_feedback_has_zero_angle(tiny_data):
@@ -165,6 +167,12 @@ def test_one_bit_error_is_all_at_alpha_and_its_mean_is_not_zero(tiny_data):
     assert top["signal_mean"] == pytest.approx(2 * (1 - 3) / 4)          # 4 classes
     assert top["signal_rms"] == pytest.approx(2.0)
     assert rows[0]["signal_smallest"] == 1.0 and "signal_zero" in rows[0]
+    # the top hidden layer's signal e B: its part from the error's mean, by hand
+    e = tr.channel.R[3].double()
+    B = tr.channel.B[2].double()
+    want = float((e.mean(1, keepdim=True) * B.sum(0)).norm() / (e @ B).norm())
+    assert rows[2]["error_mean_share"] == pytest.approx(want, rel=1e-12)
+    assert 0.1 < want < 1.0 and "error_mean_share" not in rows[1]          # RBP: only the top hidden layer
 
 
 # --- training does not change -------------------------------------------------------------------

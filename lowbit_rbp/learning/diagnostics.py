@@ -12,6 +12,11 @@ random draw), with the weights and activations of that minibatch, before any lay
   ones (SRBP; that product is SBP's matrix).
 - ``signal_rms`` / ``signal_mean``: RMS and mean of the signal R[k] the update of W[k] uses (for the
   top layer, T - O^L as quantized); ``bp_signal_rms``: BP's float signal there.
+- ``error_mean_share``: for a hidden layer that hears the output error directly (the top hidden
+  layer; every hidden layer of a skipped channel), the share of the signal it receives that comes
+  from the error's mean over the outputs: ||mean(e) 1^T M|| / ||e M|| for its matrix M. A softmax
+  error T - O sums to zero (share 0); a quantized one need not (at 1 bit: +alpha once, -alpha for
+  every other class).
 - ``weight_norm``, ``feedback_norm``: Frobenius norms of W[k] and of its feedback matrix.
 - ``{error,signal,update}_{zero,smallest,clipped,underflow}``: at each quantization point with a
   number format (error at the top layer, signals at the hidden layers, each example's update
@@ -53,6 +58,8 @@ METRICS = {
     "signal_rms": "RMS of the signal R[k] that W[k]'s update uses (top: T - O as quantized)",
     "signal_mean": "mean of R[k] (top: of T - O as quantized; 0 for a float softmax error)",
     "bp_signal_rms": "RMS of BP's float32 signal for W[k]",
+    "error_mean_share": "share of the signal into a layer that hears T - O directly due to the error's mean over "
+                        "the outputs",
     "weight_norm": "Frobenius norm of W[k]",
     "feedback_norm": "Frobenius norm of the feedback matrix into layer k",
     **{f"{p}_{s}": f"{p} format: fraction {d}" for p in QUANT_POINTS for s, d in (
@@ -124,6 +131,15 @@ def sampled_steps(steps: int, n: int) -> frozenset[int]:
     if n >= steps:
         return frozenset(range(steps))
     return frozenset(int((i + 0.5) * steps / n) for i in range(n))
+
+
+def _mean_share(e: torch.Tensor, m: torch.Tensor) -> float:
+    """||mean(e) 1^T m|| / ||e m||: how much of the signal ``e @ m`` the error's per-example mean over the
+    outputs carries (``e``: batch x outputs, ``m``: outputs x receivers)."""
+    e, m = e.double(), m.double()
+    full = float((e @ m).norm())
+    common = float((e.mean(1, keepdim=True) @ m.sum(0, keepdim=True)).norm())
+    return common / full if full > 0 else math.nan
 
 
 def _rms(t: torch.Tensor) -> float:
@@ -198,6 +214,8 @@ class Diagnostics:
             if pair is not None:
                 self.add(k, "feedback_angle", angle_degrees(*pair))
                 self.add(k, "feedback_norm", float(pair[0].double().norm()))
+                if channel.source(k) == self.L - 1 and pair[0].dim() == 2:
+                    self.add(k, "error_mean_share", _mean_share(channel.R[self.L - 1], pair[0]))
 
     def observe_update(self, k: int, g: torch.Tensor) -> None:
         """The update direction the channel gives W[k] on a sampled minibatch (before the learning rate)."""

@@ -70,7 +70,82 @@ HYPOTHESES = {
 # Fields: {acc:ROW:ALG} (final test accuracy, mean over the store's seeds), {angle:ROW:ALG:LAYER:EPOCH}
 # (update angle, degrees), {feedback:ROW:ALG:LAYER:EPOCH}, {metric:NAME:ROW:ALG:LAYER:EPOCH}; ROW is
 # a row tag (a hypothesis: row:variant), LAYER W1..W4 or top, EPOCH a number or 'last'.
-FINDINGS: dict = {}
+FINDINGS = {
+    "qerror_1": (
+        "At 1 bit T - O becomes sign(T - O) alpha: +alpha for the target, -alpha for the 9 other outputs, "
+        "so its mean over the outputs is -0.8 alpha = {metric:signal_mean:qerror_1:bp:top:last} where a "
+        "softmax error's is 0. A hidden layer hears that mean through the column sums of the matrix the "
+        "error passes through. BP's matrix is W_top, whose column sums the same biased error keeps growing "
+        "(the norm of W_top after 20 epochs: {metric:weight_norm:qerror_1:bp:top:last}; float BP: "
+        "{metric:weight_norm:baseline:bp:top:last}): the signal BP sends into the top hidden layer is then the "
+        "error's mean alone (`error_mean_share` {metric:error_mean_share:qerror_1:bp:W4:last}), the same "
+        "vector for every example, and BP's hidden updates point against the gradient: "
+        "{angle:qerror_1:bp:W4:1} degrees at W4 in epoch 1, {angle:qerror_1:bp:W4:last} / "
+        "{angle:qerror_1:bp:W3:last} / {angle:qerror_1:bp:W2:last} at W4 / W3 / W2 in epoch 20 (the top "
+        "layer: {angle:qerror_1:bp:top:last}). **Test**: with T - O float32 and only the signals sent on "
+        "quantized (`signal_only`) BP learns, {acc:qerror_1:signal_only:bp} (the paper: 94.6), with hidden "
+        "updates at {angle:qerror_1:signal_only:bp:W4:last} degrees (W4); with T - O quantized and the "
+        "signals float32 (`error_only`) it fails, {acc:qerror_1:error_only:bp}. **Ruled out**: a smaller "
+        "alpha (at 1 bit the same as a smaller learning rate): BP {acc:qerror_1:alpha_0.5:bp}, "
+        "{acc:qerror_1:alpha_0.125:bp}, {acc:qerror_1:alpha_0.03125:bp} at alpha 0.5, 0.125, 1/32; a "
+        "per-layer alpha (0.125 for T - O, 2 for the signals): {acc:qerror_1:error_alpha_0.125:bp}. So the "
+        "paper's 1-bit BP is reproduced when its 1-bit quantizer acts on the signals sent down the channel "
+        "and not on T - O (or keeps T - O's zero sum); no reading with a sign-quantized T - O lets BP learn. "
+        "RBP and SRBP hear the error's mean through fixed random matrices, whose column sums do not grow "
+        "(shares {metric:error_mean_share:qerror_1:rbp:W4:last} for RBP's top hidden layer, "
+        "{metric:error_mean_share:qerror_1:srbp:W1:last} for SRBP's W1), and learn: RBP "
+        "{acc:qerror_1:rbp}, SRBP {acc:qerror_1:srbp} (this code; the Table 1 cells come from older code "
+        "whose quantizer drew other random numbers). Quantizing the signals only gives RBP "
+        "{acc:qerror_1:signal_only:rbp} and SRBP {acc:qerror_1:signal_only:srbp} (the paper: 89.8, 91.6). "
+        "RBP learns faster with a smaller alpha ({acc:qerror_1:alpha_0.5:rbp} at 0.5, "
+        "{acc:qerror_1:alpha_0.125:rbp} at 0.125, seed 0), so its Table 1 gap is the learning rate that "
+        "alpha = 2 sets at 1 bit, within a seed spread of several points."),
+    "qupdate_1": (
+        "At 1 bit each example's update of a weight is sign(R_bi O_bj) alpha: a product counts the same "
+        "whatever its size. For the top layer R = T - O is negative for the 9 non-target outputs of every "
+        "example however small their error, so the 1-bit update carries the same biased mean over the "
+        "outputs as the 1-bit error: the top layer's update makes {angle:qupdate_1:bp:top:last} degrees with "
+        "BP's gradient in epoch 20 (at 5 bits: {angle:qupdate_5:bp:top:last}) and W_top's norm grows to "
+        "{metric:weight_norm:qupdate_1:bp:top:last} (5 bits: {metric:weight_norm:qupdate_5:bp:top:last}). "
+        "The hidden layers' updates are nearly orthogonal to the gradient for every algorithm (W1 in epoch "
+        "20: BP {angle:qupdate_1:bp:W1:last}, RBP {angle:qupdate_1:rbp:W1:last}, SRBP "
+        "{angle:qupdate_1:srbp:W1:last} degrees; at 5 bits {angle:qupdate_5:bp:W1:last}, "
+        "{angle:qupdate_5:rbp:W1:last}, {angle:qupdate_5:srbp:W1:last}). BP's channel reads that W_top, so "
+        "its hidden signals blow up (RMS {metric:signal_rms:qupdate_1:bp:W1:last} at W1; 5 bits: "
+        "{metric:signal_rms:qupdate_5:bp:W1:last}) and its accuracy swings: BP {acc:qupdate_1:bp}, RBP "
+        "{acc:qupdate_1:rbp}, SRBP {acc:qupdate_1:srbp} (this code). **Ruled out** as what gives the paper's "
+        "BP 92.5: a decaying learning rate (BP {acc:qupdate_1:decay_1e-4:bp} with lr / (1 + 1e-4 t), "
+        "{acc:qupdate_1:decay_1e-3:bp} with lr / (1 + 1e-3 t); SRBP {acc:qupdate_1:decay_1e-4:srbp}, "
+        "{acc:qupdate_1:decay_1e-3:srbp}) and a smaller alpha (BP {acc:qupdate_1:alpha_0.125:bp} at 0.125, "
+        "{acc:qupdate_1:alpha_0.03125:bp} at 1/32), seed 0. With alpha 2 (the error's alpha) RBP fails as "
+        "the paper's does ({acc:qupdate_1:alpha_2:rbp}; the paper 9.6) but so does BP "
+        "({acc:qupdate_1:alpha_2:bp}): every hidden unit saturates (hidden signal RMS "
+        "{metric:signal_rms:qupdate_1:alpha_2:bp:W4:last}: f' = 0), while SRBP, whose every layer hears the "
+        "output directly, still learns ({acc:qupdate_1:alpha_2:srbp}; the paper 90.7). No alpha or decay we "
+        "tried gives the paper's whole row; the measured cause of our BP's failure is the sign of the top "
+        "layer's per-example update."),
+    "sparse_8": (
+        "The gap is the 1/K scaling of the 100-to-100 matrices, not the top matrix. The top hidden layer's "
+        "signal is as strong as with dense feedback (RMS {metric:signal_rms:sparse_8:rbp:W4:last}; dense "
+        "RBP {metric:signal_rms:baseline:rbp:W4:last}), so the cancellation in the top matrix (the reading "
+        "Table 1 gave before) is refuted, and a sparser top matrix does not help (`per_sender`, p = 8/100: "
+        "{acc:sparse_8:per_sender:rbp}). Below it each {0, 1/8} matrix averages about 8 signals and the signal "
+        "shrinks layer by layer: RMS {metric:signal_rms:sparse_8:rbp:W3:last}, "
+        "{metric:signal_rms:sparse_8:rbp:W2:last}, {metric:signal_rms:sparse_8:rbp:W1:last} at W3, W2, W1 "
+        "(dense RBP: {metric:signal_rms:baseline:rbp:W3:last}, {metric:signal_rms:baseline:rbp:W2:last}, "
+        "{metric:signal_rms:baseline:rbp:W1:last}); the lower layers learn so slowly that their forward "
+        "weights never align with the feedback (feedback angles {feedback:sparse_8:rbp:W1:last} / "
+        "{feedback:sparse_8:rbp:W2:last} degrees at W1 / W2, near a random matrix's 90; updates "
+        "{angle:sparse_8:rbp:W1:last} / {angle:sparse_8:rbp:W2:last}). **Test**: without the 1/8 scaling "
+        "(`sparse:n=8,scale=one`) RBP sparse-8 reaches {acc:sparse_8:scale_one:rbp} (the paper: 96.0; with "
+        "the scaling {acc:sparse_8:rbp}), its signals no longer shrink (W1 RMS "
+        "{metric:signal_rms:sparse_8:scale_one:rbp:W1:last}), the forward weights align with the feedback "
+        "(feedback angles {feedback:sparse_8:scale_one:rbp:W1:last} / {feedback:sparse_8:scale_one:rbp:W2:last}) "
+        "and the updates with the gradient ({angle:sparse_8:scale_one:rbp:W1:last} / "
+        "{angle:sparse_8:scale_one:rbp:W2:last} degrees). So the paper's 96.0 is reproduced by sparse "
+        "RBP matrices without the 1/K scaling its text describes (or with a learning rate that makes up for "
+        "it)."),
+}
 
 
 class Quotes:
@@ -107,13 +182,15 @@ class Quotes:
         return statistics.fmean(vals) if vals else math.nan
 
     def _field(self, m) -> str:
+        """A field's value; a row tag may hold ':' itself (row:variant), so fields parse from the right."""
         kind, args = m.group(1), m.group(2).split(":")
         if kind == "acc":
-            return self.acc(*args)
+            return self.acc(":".join(args[:-1]), args[-1])
         metric = {"angle": "update_angle", "feedback": "feedback_angle"}.get(kind)
         if metric is None:
             metric, args = args[0], args[1:]
-        v = self.value(metric, *args)
+        row, alg, layer, epoch = ":".join(args[:-3]), *args[-3:]
+        v = self.value(metric, row, alg, layer, epoch)
         return "n/a" if math.isnan(v) else _number(v)
 
     def fill(self, text: str) -> str:
@@ -121,9 +198,10 @@ class Quotes:
 
 
 def _number(v: float) -> str:
-    if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-2):
-        return f"{v:.2g}"
-    return f"{v:.0f}" if abs(v) >= 20 else f"{v:.2f}"
+    """Two significant digits, except whole numbers from 10 to 10^4 (angles, norms)."""
+    if 10 <= abs(v) < 1e4:
+        return f"{v:.0f}"
+    return f"{v:.2g}"
 
 
 def load(store) -> tuple[list, dict]:
@@ -275,8 +353,10 @@ def identical_to(results: list, other_store) -> tuple[int, int, list[str]]:
 
 
 # --- the report -------------------------------------------------------------------------------
-def markdown(results: list, diagnostics: dict, command: str, figures: list[str], compare=()) -> str:
-    quotes = Quotes(results, diagnostics)
+def markdown(results: list, diagnostics: dict, command: str, figures: list[str], compare=(),
+             quotes: Quotes | None = None) -> str:
+    """The report; ``quotes``: the runs the findings quote (the store's own, and any ``--quotes`` stores)."""
+    quotes = quotes or Quotes(results, diagnostics)
     with_diag = [r for r in results if r.config_hash in diagnostics]
     lines = ["# Learning diagnostics: how each layer's update lines up with BP's gradient", "",
              "Generated from the results store; do not edit the numbers by hand.", "",
@@ -335,15 +415,22 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lowbit_rbp.report.alignment", description=__doc__.splitlines()[0])
     ap.add_argument("--store", default="reports/sweeps/alignment.db")
     ap.add_argument("--out", default="reports/alignment.md")
+    ap.add_argument("--quotes", action="append", default=[],
+                    help="another store whose runs the findings quote (repeatable), e.g. reports/sweeps/quant.db")
     ap.add_argument("--compare", action="append", default=[],
                     help="a store of some of the same configs trained without diagnostics (repeatable)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     results, diagnostics = load(args.store)
     figures = write_figures(Quotes(results, diagnostics), out.parent, out.stem)
+    quoted, quoted_diag = list(results), dict(diagnostics)
+    for path in args.quotes:
+        r, d = load(path)
+        quoted += r
+        quoted_diag.update(d)
     command = f"python -m lowbit_rbp.report.alignment --store {args.store} --out {args.out}" + \
-        "".join(f" --compare {c}" for c in args.compare)
-    text = markdown(results, diagnostics, command, figures, args.compare)
+        "".join(f" --quotes {q}" for q in args.quotes) + "".join(f" --compare {c}" for c in args.compare)
+    text = markdown(results, diagnostics, command, figures, args.compare, Quotes(quoted, quoted_diag))
     out.write_text(text)
     print(text)
     return 0

@@ -20,7 +20,7 @@ import math
 import statistics
 
 from ..core.algorithms import ALGORITHMS
-from .alignment import Quotes
+from .alignment import Quotes, finding
 from .paper import MNIST_TABLE1
 from .tables import protocol_markdown
 
@@ -88,14 +88,9 @@ EXPLAIN = {
                    "ASRBP while the paper's two tie."},
     "sparse_8": {
         "setup": _SPARSE_SETUP,
-        "finding": "RBP sparse-8's gap (ours ~90 vs the paper's 96.0) comes from the top hidden layer: its "
-                   "sender is the 10-unit output, so p = 8/10 and each top hidden neuron sums about 8 of the 10 "
-                   "output errors. The errors of a softmax output sum to zero, so that sum is minus the sum of the "
-                   "~2 missing ones: the terms cancel, and after the 1/8 scaling the signal sent down is small; "
-                   "RBP then learns slowly (still rising at epoch 20). A contributing factor we have not isolated: "
-                   "the 1/8 scaling averages ~8 signals in every 100-to-100 layer as well. SRBP, unscaled, does "
-                   "not shrink its signal and is at its best here. The paper's 96.0 suggests its top matrix was "
-                   "sparser or scaled otherwise; it does not say."},
+        "finding": "SRBP, unscaled, does not shrink its signal and is at its best here. RBP sparse-8 is "
+                   "~6 points under the paper and still rising at epoch 20; what the learning diagnostics "
+                   "measured (issue 19):"},
     "sparse_2": {
         "setup": "Reading and scaling as for Sparse-8.",
         "finding": "Our SRBP is ahead of our RBP, the paper has RBP ahead by 0.5, within the paper's own sd. Our "
@@ -132,35 +127,26 @@ EXPLAIN = {
                             "semantics we tried matches the whole row."},
     "qerror_1": {"setup": "Quantizer and semantics as for 5 bit; at 1 bit a value is its sign times alpha = 2.",
                  "finding": "The order differs because of BP: at 1 bit our BP fails (chance level, 11.3 %) "
-                            "under our default and under every semantics we screened, while RBP and SRBP learn; "
-                            "the paper's BP 94.6 is not reproduced. With sign only, every error BP sends on has "
-                            "magnitude 2 whatever its size, and BP re-quantizes at every layer; we have not found "
-                            "which unstated detail of the paper's quantizer (per-layer alpha, rescaling, or "
-                            "quantizing only T - O) makes its 1-bit BP learn. Between RBP and SRBP the paper's "
-                            "order holds: our SRBP matches the paper; our RBP is below it and still rising fast "
-                            "at epoch 20 (trend), so that gap is likely the training length."},
+                            "under our default and under every semantics screened, while RBP and SRBP learn. "
+                            "What the learning diagnostics measured (issue 19):"},
     "qupdate_5": {"setup": _QUPDATE_SETUP,
                   "finding": "Every algorithm equals its float32 baseline (compare the baseline row), above the "
                              "paper's single runs. Below the smallest level our quantizer rounds stochastically, "
                              "so each example's quantized update is unbiased there, and the sum over 100 examples "
-                             "averages its noise away; the paper's losses suggest a biased quantizer (e.g. eq. 19's "
-                             "clip up, as printed), but we have not screened update semantics, so that is not "
-                             "established. SRBP ahead of RBP is the order of our float32 baseline; the paper's "
-                             "single runs have RBP ahead while its baseline ties them."},
+                             "averages its noise away. SRBP ahead of RBP is the order of our float32 baseline; the "
+                             "paper's single runs have RBP ahead while its baseline ties them. The update-format "
+                             "semantics screen (issue 19, reports/quantization_semantics.md):"},
     "qupdate_3": {"setup": "Quantizer as for 5 bit.",
                   "finding": "As at 5 bits: no loss against float32 for any algorithm, in the paper's order; the "
-                             "paper's RBP and SRBP lose 5-6 points here, ours do not (same reading as for 5 bits)."},
+                             "paper's RBP and SRBP lose 5-6 points here, ours do not. The update-format semantics "
+                             "screen (issue 19, reports/quantization_semantics.md):"},
     "qupdate_1": {"setup": "Quantizer as for 5 bit; at 1 bit every example's update of every weight is 0 or "
                            "+-alpha (stochastic, unbiased below alpha), so it carries a sign and a probability only.",
                   "finding": "The order differs because of BP again, as for the 1-bit error: our BP peaks in the "
                              "first epochs and then swings widely from epoch to epoch (curves.png; its trend "
-                             "above); our SRBP learns and is still rising "
-                             "at epoch 20, under the paper's 90.7; our RBP trains where the paper's "
-                             "fails (9.6). The per-example 1-bit update is unbiased but its variance is large "
-                             "(about alpha |x| per product against x^2), and at a constant learning rate that noise "
-                             "never shrinks; why it unsettles BP most, whose feedback weights are the noisy forward "
-                             "weights themselves, we have not isolated. A smaller alpha or a decaying learning "
-                             "rate may help (not run)."},
+                             "above); our SRBP learns and is still rising at epoch 20, under the paper's 90.7; our "
+                             "RBP trains where the paper's fails (9.6). What the learning diagnostics measured "
+                             "(issue 19):"},
     "dropout_10": {"setup": _DROPOUT_SETUP,
                    "finding": "BP matches the paper; RBP and SRBP are below it by about their baseline gap "
                               "(training length); same order as the paper: BP > SRBP > RBP."},
@@ -344,8 +330,12 @@ def explain_markdown(row: str, c: dict, results: list, quotes: Quotes | None = N
     if missing:
         lines.append(f"No results yet for {', '.join(missing)}.")
     lines.append(EXPLAIN[row]["setup"])
+    quotes = quotes or Quotes([], {})
     if EXPLAIN[row]["finding"]:
-        lines.append((quotes or Quotes([], {})).fill(EXPLAIN[row]["finding"]))
+        lines.append(quotes.fill(EXPLAIN[row]["finding"]))
+    measured = finding(row, quotes)
+    if measured:
+        lines.append(measured + " (reports/alignment.md)")
     rel = _related(row, results)
     if rel:
         lines.append(rel)

@@ -222,10 +222,10 @@ def _tag(row: str, variant: str) -> str:
     return f"{row}:{variant}" if variant else row
 
 
-def angle_table(quotes: Quotes, entries, epochs=(1, 20)) -> list[str]:
-    """Per (row tag, algorithm): final accuracy, the update angle of every layer at ``epochs`` and the
-    feedback angle of every hidden layer at the last of them."""
-    head = ["variant", "algorithm", "test acc %"] + [f"update {n} (ep {'→'.join(map(str, epochs))})" for n in LAYERS] \
+def angle_table(quotes: Quotes, entries, epochs=("1", "last")) -> list[str]:
+    """Per (row tag, algorithm): final accuracy, the update angle of every layer at ``epochs`` (numbers or
+    'last') and the feedback angle of every hidden layer at the last of them."""
+    head = ["variant", "algorithm", "test acc %"] + [f"update {n} (ep {' → '.join(epochs)})" for n in LAYERS] \
         + [f"feedback {n}" for n in LAYERS[:-1]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for tag, alg in entries:
@@ -233,11 +233,11 @@ def angle_table(quotes: Quotes, entries, epochs=(1, 20)) -> list[str]:
             continue
         cells = [tag, alg.upper(), quotes.acc(tag, alg)]
         for n in LAYERS:
-            vals = [quotes.value("update_angle", tag, alg, n, str(e)) for e in epochs]
+            vals = [quotes.value("update_angle", tag, alg, n, e) for e in epochs]
             cells.append("" if all(math.isnan(v) for v in vals) else " → ".join(
                 "n/a" if math.isnan(v) else f"{v:.0f}" for v in vals))
         for n in LAYERS[:-1]:
-            v = quotes.value("feedback_angle", tag, alg, n, str(epochs[-1]))
+            v = quotes.value("feedback_angle", tag, alg, n, epochs[-1])
             cells.append("" if math.isnan(v) else f"{v:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -270,14 +270,20 @@ def diagnostic_table(row: str, quotes: Quotes, metrics) -> list[str]:
 
 
 # --- figures ----------------------------------------------------------------------------------
-def _panels(quotes: Quotes, entries) -> list:
+def _panels(quotes: Quotes, entries, slots: bool = False) -> list:
+    """Alignment panels of (row tag, algorithm) entries with runs; ``slots``: None for the others (a
+    grid of one algorithm per column), and titles without the row (the figure names it)."""
     out = []
     for tag, alg in entries:
         runs = quotes.runs.get((tag, alg), [])
-        if runs:
-            acc = quotes.acc(tag, alg).split(" ")[0]
-            title = f"{alg.upper()} {ROW_TEXT.get(tag, tag.replace(':', ': '))} ({acc} %)"
-            out.append((title, alg, [quotes.diagnostics.get(r.config_hash, []) for r in runs]))
+        if not runs:
+            out += [None] if slots else []
+            continue
+        mean = quotes.acc(tag, alg).split(" ")[0]
+        seeds = f", {len(runs)} seeds" if len(runs) > 1 else ""
+        what = (tag.partition(":")[2] or "Table 1 row") if slots else ROW_TEXT.get(tag, tag.replace(":", ": "))
+        out.append((f"{alg.upper()} {what} ({mean} %{seeds})", alg,
+                    [quotes.diagnostics.get(r.config_hash, []) for r in runs]))
     return out
 
 
@@ -294,7 +300,7 @@ def write_figures(quotes: Quotes, out_dir: Path, stem: str) -> list[str]:
         name = f"{stem}_{row}_hypotheses.png"
         algs = [a for a in ALGS if a in MNIST_TABLE1[row]]
         entries = [(_tag(row, v), a) for v, _ in variants for a in algs]
-        if plot_alignment(_panels(quotes, entries), out_dir / name,
+        if plot_alignment(_panels(quotes, entries, slots=True), out_dir / name,
                           f"Angle to BP's gradient per layer: hypotheses for Table 1 row {row}", ncols=len(algs)):
             names.append(name)
     return names
@@ -382,7 +388,7 @@ def markdown(results: list, diagnostics: dict, command: str, figures: list[str],
               "Solid: the angle between the update the channel gives a layer and BP's gradient on the same "
               "minibatch and weights (0: BP's direction; 90: orthogonal, no first-order progress; above 90: "
               "against the gradient). Dotted: the angle between the layer's feedback matrix and BP's. "
-              "Update angles per layer at epochs 1 → 20, feedback angles at epoch 20:", ""]
+              "Update angles per layer in the first and the last epoch (1 → 20), feedback angles in the last:", ""]
     entries = [(row, a) for _, _, rows, algs in FAMILIES for row in rows for a in algs]
     lines += angle_table(quotes, entries) + [""]
     lines += [f"![{n}]({n})" for n in figures if "hypotheses" not in n] + [""]

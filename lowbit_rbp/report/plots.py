@@ -531,18 +531,26 @@ def plot_alignment(panels: list, path, head: str = "Alignment with BP's gradient
                    ncols: int = 4) -> bool:
     """One panel per entry ``(title, algorithm, [rows of each run])``: the angle between each layer's
     update and BP's gradient over epochs (solid, mean over runs) and between its feedback matrix and
-    BP's (dotted), 0-180 degrees, 90 = orthogonal (dashed)."""
+    BP's (dotted), 0-180 degrees, 90 = orthogonal (dashed). An entry None leaves its slot empty (so
+    that columns stay one algorithm each)."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
-    panels = [p for p in panels if any(p[2])]
+    panels = [p if p is not None and any(p[2]) else None for p in panels]
+    while panels and panels[-1] is None:
+        panels.pop()
     if not panels:
         return False
     ncols = min(ncols, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = new_figure(3.6 * ncols, 2.9 * nrows + 0.6, nrows, ncols)
+    fig.set_layout_engine("constrained")     # room for the title and the legend right of the first row
     axes = axes if isinstance(axes, list) else [axes]
-    n_layers = max(d.layer for p in panels for rows in p[2] for d in rows) + 1
-    for ax, (text, alg, runs_rows) in zip(axes, panels):
+    n_layers = max(d.layer for p in panels if p is not None for rows in p[2] for d in rows) + 1
+    for ax, panel in zip(axes, panels):
+        if panel is None:
+            ax.set_visible(False)
+            continue
+        text, alg, runs_rows = panel
         for k in range(n_layers):
             color = LAYER_COLORS[k % len(LAYER_COLORS)]
             for metric, ls in (("update_angle", "-"), ("feedback_angle", ":")):
@@ -565,7 +573,6 @@ def plot_alignment(panels: list, path, head: str = "Alignment with BP's gradient
                        "of the forward matrices above)")]
     legend_outside(axes[min(ncols, len(panels)) - 1], handles)
     fig.suptitle(head + (f"\n{sub}" if sub else ""), fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig.get_figheight()))
     return save(fig, path)
 
 

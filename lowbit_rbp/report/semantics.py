@@ -73,8 +73,9 @@ def _ranked_table(data: dict, cols, row: str) -> list[str]:
 
 def update_diagnostics(results: list, diagnostics: dict) -> dict:
     """{(semantics, bits): (underflow, zero, smallest)}: the fractions of each example's update products
-    of the first layer (784 inputs: most of the weights) below the smallest level, at 0 and at the
-    smallest level after quantization, last epoch, mean over the algorithms run."""
+    of W2 (a 100-to-100 layer; W1's products are mostly exact zeros, MNIST's blank pixels) below the
+    smallest level, at 0 and at the smallest level after quantization, last epoch, mean over the
+    algorithms run."""
     acc: dict = {}
     for r in results:
         rows = diagnostics.get(r.config_hash)
@@ -82,10 +83,10 @@ def update_diagnostics(results: list, diagnostics: dict) -> dict:
             continue
         semantics, _, bits = r.row.removeprefix(UPDATE_PREFIX).rpartition("_")
         last = max(d.epoch for d in rows)
-        first = next((d for d in rows if d.epoch == last and d.layer == 0), None)
-        if first is not None and "update_underflow" in first.values:
+        w2 = next((d for d in rows if d.epoch == last and d.layer == 1), None)
+        if w2 is not None and "update_underflow" in w2.values:
             acc.setdefault((semantics, int(bits[:-3])), []).append(
-                tuple(first.values[f"update_{s}"] for s in ("underflow", "zero", "smallest")))
+                tuple(w2.values[f"update_{s}"] for s in ("underflow", "zero", "smallest")))
     return {k: tuple(statistics.fmean(x) for x in zip(*v)) for k, v in acc.items()}
 
 
@@ -105,7 +106,7 @@ def _update_section(results: list, diagnostics: dict) -> list[str]:
              protocol_markdown(runs), ""] + _ranked_table(data, cols, "qupdate")
     diag = update_diagnostics(results, diagnostics)
     if diag:
-        lines += ["", "What each semantics does to the products R_bi O_bj of the first layer (784 x 100 weights) "
+        lines += ["", "What each semantics does to each example's update products R_bi O_bj of W2 (100 x 100) "
                   "in the last epoch, mean over the algorithms (learning diagnostics, `--diagnostics 4`): the "
                   "share below the smallest level, and the shares at 0 and at the smallest level after quantizing.",
                   "", "| semantics | bits | below smallest level | at 0 after | at smallest level after |",

@@ -111,19 +111,22 @@ def format_levels(fmt) -> tuple[float, float, float]:
 
 
 def quantization_stats(before: torch.Tensor, after: torch.Tensor, fmt) -> dict:
-    """Fractions of ``QUANT_STATS`` for values ``before`` a quantizer and the same values ``after`` it."""
+    """Fractions of ``QUANT_STATS`` for values ``before`` a quantizer and the same values ``after`` it
+    (counted with NumPy on the CPU: one pass per count, no temporaries beyond one magnitude array)."""
     smallest, largest, threshold = format_levels(fmt)
-    n = before.numel()
-    mag_in, mag_out = before.abs(), after.abs()
+    b = before.detach().cpu().numpy().ravel()
+    a = after.detach().cpu().numpy().ravel()
+    n = b.size
+    mag = np.abs(b)
     if fmt.kind == "fixed":
-        hi, lo = fmt.int_max * fmt.scale, fmt.int_min * fmt.scale
-        clipped = int((before > hi).sum()) + int((before < lo).sum())
+        clipped = np.count_nonzero(b > fmt.int_max * fmt.scale) + np.count_nonzero(b < fmt.int_min * fmt.scale)
     else:
-        clipped = int((mag_in > largest).sum())
-    return {"zero": int((after == 0).sum()) / n,
-            "smallest": int((mag_out == float(np.float32(smallest))).sum()) / n,
-            "clipped": clipped / n,
-            "underflow": int(((mag_in < threshold) & (mag_in > 0)).sum()) / n}
+        clipped = np.count_nonzero(mag > largest)
+    level = np.float32(smallest)
+    return {"zero": (n - np.count_nonzero(a)) / n,
+            "smallest": (np.count_nonzero(a == level) + np.count_nonzero(a == -level)) / n,
+            "clipped": int(clipped) / n,
+            "underflow": (np.count_nonzero(mag < threshold) - (n - np.count_nonzero(b))) / n}
 
 
 def sampled_steps(steps: int, n: int) -> frozenset[int]:
@@ -161,6 +164,7 @@ class Diagnostics:
         self.reference = ForwardChannel(bp_reference_config(cfg), net, np.random.default_rng(0), batch, backend)
         self.update_fmt = cfg.formats.update if cfg.formats.update.kind != "float" else None
         self.counter = 0          # of this recorder's own stream (update statistics)
+        self._products: dict = {}  # per layer: buffers for each example's update products, before and after
         self.last: list[LayerDiagnostics] = []
         self._values: dict = {}
         self._bp_grad: dict = {}
@@ -240,8 +244,12 @@ class Diagnostics:
         """Each example's update R_bi O_bj before and after the update format, quantized on this
         recorder's own stream (the training's per-example kernel never forms these products)."""
         o = o.reshape(o.shape[0], -1)
-        products = (r.unsqueeze(2) * o.unsqueeze(1)).contiguous()
-        quantized = products.clone()
+        shape = (r.shape[0], r.shape[1], o.shape[1])
+        if k not in self._products or self._products[k][0].shape != shape:
+            self._products[k] = (torch.empty(shape), torch.empty(shape))
+        products, quantized = self._products[k]
+        torch.mul(r.unsqueeze(2), o.unsqueeze(1), out=products)
+        quantized.copy_(products)
         from kernels import dispatch
         dispatch.quantize_(quantized, self.update_fmt, seed=STREAM, counter=self.counter, backend=self.backend)
         self.counter += quantized.numel()

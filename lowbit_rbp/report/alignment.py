@@ -129,14 +129,13 @@ FINDINGS = {
         "tried gives the paper's whole row; the measured cause of our BP's failure is the sign of the top "
         "layer's per-example update."),
     "qupdate_5": (
-        "Screened (reports/quantization_semantics.md, 10 epochs, seed 0; ours - paper is against each one's own "
-        "float baseline). At 5 bits the smallest level is alpha 2^-4 = 0.031 and "
+        "Screened (reports/quantization_semantics.md, 10 epochs, seed 0). At 5 bits the smallest level is alpha 2^-4 = 0.031 and "
         "{pct:update_underflow:update_stochastic_paper_5bit:srbp:W2:last} of SRBP's W2 products fall below "
         "it. Our stochastic underflow rounds them to 0 or the smallest level without bias, and nothing is lost "
         "(BP {acc:update_stochastic_paper_5bit:bp}, RBP {acc:update_stochastic_paper_5bit:rbp}, SRBP "
         "{acc:update_stochastic_paper_5bit:srbp}). Flushing them to 0 drops "
         "{pct:update_zero:update_flush_paper_5bit:rbp:W2:last} of RBP's W2 products and costs RBP and SRBP "
-        "points ({acc:update_flush_paper_5bit:bp} / {acc:update_flush_paper_5bit:rbp} / "
+        "points (BP / RBP / SRBP {acc:update_flush_paper_5bit:bp} / {acc:update_flush_paper_5bit:rbp} / "
         "{acc:update_flush_paper_5bit:srbp}; the paper loses 2.7 / 3.2 / 3.9 against its baselines); clipping "
         "them up to the smallest level as eq. 19 prints it costs far more ({acc:update_clip_paper_5bit:bp} / "
         "{acc:update_clip_paper_5bit:rbp} / {acc:update_clip_paper_5bit:srbp}: every tiny product becomes "
@@ -151,7 +150,7 @@ FINDINGS = {
         "{acc:update_stochastic_paper_3bit:bp}, RBP {acc:update_stochastic_paper_3bit:rbp}, SRBP "
         "{acc:update_stochastic_paper_3bit:srbp}; smallest level alpha/4 = 0.125, "
         "{pct:update_underflow:update_stochastic_paper_3bit:srbp:W2:last} of SRBP's W2 products below it). "
-        "Flush to zero gives {acc:update_flush_paper_3bit:bp} / {acc:update_flush_paper_3bit:rbp} / "
+        "Flush to zero gives BP / RBP / SRBP {acc:update_flush_paper_3bit:bp} / {acc:update_flush_paper_3bit:rbp} / "
         "{acc:update_flush_paper_3bit:srbp}: RBP, whose lower layers receive the weakest signals, loses most "
         "({pct:update_zero:update_flush_paper_3bit:rbp:W1:last} of its W1 products are flushed to 0, so W1 "
         "barely learns: its update is at {angle:update_flush_paper_3bit:rbp:W1:last} degrees to the "
@@ -379,12 +378,14 @@ def store_angle_table(groups, diagnostics: dict) -> list[str]:
 
 
 # --- the check that diagnostics change nothing --------------------------------------------------
-def identical_to(results: list, other_store) -> tuple[int, int, list[str]]:
-    """(runs compared, runs with every epoch identical, the code versions that trained the others) against a store
+def identical_to(results: list, other_store) -> tuple[int, int, list[str], bool]:
+    """(runs compared, runs with every epoch identical, the code versions that trained the others, whether
+    those others all have a quantized channel) against a store
     of the same configs trained without diagnostics: train and test accuracy of every epoch (the
     losses are left out: how a loss is summed changed between code versions, in the 8th digit)."""
     other = {r.config_hash: r for r in load(other_store)[0]}
     same, differ, compared = 0, [], 0
+    quantized = True
     for r in results:
         o = other.get(r.config_hash)
         if o is None or not (r.done and o.done) or len(o.epochs) != len(r.epochs):
@@ -394,7 +395,13 @@ def identical_to(results: list, other_store) -> tuple[int, int, list[str]]:
             same += 1
         else:
             differ.append(o.code_version or "?")
-    return compared, same, sorted(set(differ))
+            quantized = quantized and _quantized(r.config)
+    return compared, same, sorted(set(differ)), bool(differ) and quantized
+
+
+def _quantized(cfg) -> bool:
+    f = cfg.formats
+    return any(getattr(f, name).kind != "float" for name in ("error", "signal", "feedback", "update"))
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -414,15 +421,17 @@ def markdown(results: list, diagnostics: dict, command: str, figures: list[str],
              protocol_markdown(results), "",
              "Metrics (per weight layer W1..W4, top; `lowbit_rbp.learning.diagnostics`):", ""]
     lines += [f"- `{k}`: {v}" for k, v in METRICS.items() if not k.startswith(("signal_", "update_", "error_"))
-              or k in ("signal_rms", "signal_mean", "update_angle")]
+              or k in ("signal_rms", "signal_mean", "update_angle", "error_mean_share")]
     lines += ["- `error_*`, `signal_*`, `update_*` (`zero`, `smallest`, `clipped`, `underflow`): at each "
               "quantization point, the fraction of quantized values at 0 and at the smallest level, and of the "
               "values before it above the largest level and below the smallest one.", ""]
     for other in compare or ():
-        n, same, differ = identical_to(results, other)
+        n, same, versions, quantized = identical_to(results, other)
         lines += [f"Diagnostics change nothing: of the {n} runs here that `{other}` also holds (trained without "
                   f"diagnostics), {same} have every epoch's train and test accuracy identical"
-                  + (f"; the others were trained there by code {', '.join(differ)}" if differ else "") + ".", ""]
+                  + (f"; the others were trained there by code {', '.join(versions)}" if versions else "")
+                  + (", all of them with a quantized channel (this code's quantized runs differ from that code's)"
+                     if quantized else "") + ".", ""]
     lines += ["## Angles over training", "",
               "Solid: the angle between the update the channel gives a layer and BP's gradient on the same "
               "minibatch and weights (0: BP's direction; 90: orthogonal, no first-order progress; above 90: "

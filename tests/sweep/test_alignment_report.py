@@ -120,3 +120,13 @@ def test_table1_prints_the_measured_finding_with_store_numbers(tmp_path):
     assert "What the learning diagnostics measured" in para and "BP learns, 93.0 (sd 1.4, 2 seeds)" in para
     assert "(reports/alignment.md)" in para and "{acc:" not in para
     assert not math.isnan(quotes.value("update_angle", "qerror_1", "bp", "top", "last"))
+
+
+def test_identity_check_against_a_store_without_diagnostics(tmp_path):
+    make_store(tmp_path / "a.db")
+    with Store(tmp_path / "same.db") as st:
+        _put(st, ["channel.algorithm=bp", *Q1], "qerror_1", [0.2, 0.113])          # the same epochs
+        _put(st, ["channel.algorithm=rbp"], "baseline", [0.9, 0.95])               # one epoch differs
+    results, _ = alignment.load(tmp_path / "a.db")
+    n, same, versions, quantized = alignment.identical_to(results, tmp_path / "same.db")
+    assert (n, same, quantized) == (2, 1, False) and versions == ["?"]

@@ -345,13 +345,14 @@ def write_figures(quotes: Quotes, out_dir: Path, stem: str) -> list[str]:
 
 
 # --- a whole store (``lowbit-rbp report``) ---------------------------------------------------------
-def store_panels(groups, diagnostics: dict, limit: int = 24) -> list:
-    """Alignment panels of the first ``limit`` variants (report order) that have diagnostics."""
+def store_panels(groups, diagnostics: dict, limit: int | None = 24) -> list:
+    """Alignment panels of the first ``limit`` (None: all) variants, in report order, that have diagnostics."""
     out = []
     for g in groups:
         rows = [diagnostics[h] for h in g.config_hashes if h in diagnostics]
         if rows:
-            out.append((g.label, g.algorithm, rows))
+            from .plots import short_label
+            out.append(((f"{g.row}: " if g.row else "") + short_label(g), g.algorithm, rows))
     return out[:limit]
 
 

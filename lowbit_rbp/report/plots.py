@@ -8,6 +8,7 @@ and ``save`` (the theory and semantics reports may reuse them).
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 from dataclasses import replace
@@ -561,7 +562,7 @@ def plot_alignment(panels: list, path, head: str = "Alignment with BP's gradient
         ax.set_ylim(-5, 185)
         ax.set_yticks([0, 45, 90, 135, 180])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(text, fontsize=8.5, color=alg_color(alg))
+        ax.set_title(textwrap.fill(text, 44), fontsize=8.5, color=alg_color(alg))
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel("angle to BP (degrees)", fontsize=8)
     for ax in axes[len(panels):]:

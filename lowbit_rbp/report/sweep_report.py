@@ -49,9 +49,11 @@ def write_report(store, out_dir, *, cost_fn=default_cost, budget_limits: dict | 
         parts += [plan_markdown(choice, chosen, results), ""]
     diagnostics = _diagnostics(store)
     if diagnostics:
+        shown, every = len(store_panels(groups, diagnostics)), len(store_panels(groups, diagnostics, limit=None))
         parts += ["## Learning diagnostics", "",
                   "The angle (degrees) between each layer's update and BP's gradient on the same minibatch and "
-                  "weights at the last epoch, mean over seeds (`--diagnostics`; alignment.png: over epochs).", ""]
+                  "weights at the last epoch, mean over seeds (`--diagnostics`; alignment.png: over epochs, "
+                  f"the first {shown} of the {every} variants with diagnostics).", ""]
         parts += store_angle_table(groups, diagnostics) + [""]
     if plots and results:
         names = write_plots(groups, out_dir)

@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS epochs (
 
 # Learning diagnostics (``lowbit_rbp.learning.diagnostics``): one row per run, epoch, weight layer and
 # metric. Created when a run first records diagnostics, so stores written before it stay readable
-# (and a read-only store without it reads as having none).
+# (and a read-only store without it reads as having none). WITHOUT ROWID: the key is the row (half
+# the file of a rowid table with its key index).
 _DIAGNOSTICS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS diagnostics (
     config_hash TEXT NOT NULL REFERENCES runs(config_hash),
@@ -75,7 +76,7 @@ CREATE TABLE IF NOT EXISTS diagnostics (
     metric TEXT NOT NULL,
     value REAL,
     PRIMARY KEY (config_hash, epoch, layer, metric)
-)
+) WITHOUT ROWID
 """
 
 

@@ -140,8 +140,9 @@ EXPLAIN = {
                   "finding": "As at 5 bits: no loss against float32 for any algorithm, in the paper's order; the "
                              "paper's RBP and SRBP lose 5-6 points here, ours do not. The update-format semantics "
                              "screen (issue 19, reports/quantization_semantics.md):"},
-    "qupdate_1": {"setup": "Quantizer as for 5 bit; at 1 bit every example's update of every weight is 0 or "
-                           "+-alpha (stochastic, unbiased below alpha), so it carries a sign and a probability only.",
+    "qupdate_1": {"setup": "Quantizer as for 5 bit; at 1 bit every example's update of a weight is its sign "
+                           "times alpha, whatever its size (0 only where the product is exactly 0: a 1-bit format "
+                           "has no zero level, so no underflow rule applies), so it carries a sign only.",
                   "finding": "The order differs because of BP again, as for the 1-bit error: our BP peaks in the "
                              "first epochs and then swings widely from epoch to epoch (curves.png; its trend "
                              "above); our SRBP learns and is still rising at epoch 20, under the paper's 90.7; our "

@@ -6,7 +6,7 @@ worker process when it starts. It is never part of a run's config or its hash.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import ConfigError, bad_value
 
@@ -18,6 +18,9 @@ class Runtime:
     threads: int = 0        # torch and Numba threads per process (0: the libraries' default)
     backend: str = "auto"   # learning-channel kernels: auto (Numba on CPU tensors), numpy, numba, cuda
     workers: int = 1        # worker processes of a sweep
+    # Learning diagnostics (lowbit_rbp.learning.diagnostics) on this many minibatches per epoch, 0: off.
+    # They never change a result, so they are how a run is observed, not part of what it computes.
+    diagnostics: int = 0
 
     def __post_init__(self):
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
@@ -26,6 +29,8 @@ class Runtime:
             raise bad_value("backend", self.backend, ", ".join(BACKENDS))
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise bad_value("workers", self.workers, "an integer >= 1")
+        if isinstance(self.diagnostics, bool) or not isinstance(self.diagnostics, int) or self.diagnostics < 0:
+            raise bad_value("diagnostics", self.diagnostics, "an integer >= 0 (minibatches sampled per epoch; 0 = off)")
 
     @staticmethod
     def add_flags(parser, workers: bool = False) -> None:
@@ -35,10 +40,14 @@ class Runtime:
         parser.add_argument("--backend", default="auto", help="learning-channel kernels: " + ", ".join(BACKENDS))
         if workers:
             parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+        parser.add_argument("--diagnostics", type=int, default=0, metavar="N",
+                            help="learning diagnostics (alignment angles per layer, signal RMS, quantizer "
+                            "statistics, weight norms) on N sampled minibatches per epoch; 0: off (default)")
 
     @classmethod
     def from_args(cls, args) -> "Runtime":
-        return cls(threads=args.threads, backend=args.backend, workers=getattr(args, "workers", 1))
+        return cls(threads=args.threads, backend=args.backend, workers=getattr(args, "workers", 1),
+                   diagnostics=getattr(args, "diagnostics", 0))
 
     def apply(self) -> "Runtime":
         """Set this process's thread counts and check the backend can run here (once, at start)."""
@@ -52,7 +61,7 @@ class Runtime:
     def per_worker(self, cores: int) -> "Runtime":
         """The runtime of one of ``workers`` worker processes: its share of the cores unless
         ``threads`` says otherwise, so workers x threads stays within the machine."""
-        return Runtime(self.threads or max(1, cores // self.workers), self.backend, 1)
+        return replace(self, threads=self.threads or max(1, cores // self.workers), workers=1)
 
 
 def match_numba_threads() -> None:

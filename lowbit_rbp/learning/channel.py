@@ -74,6 +74,7 @@ class Channel:
         # no product (the cost model counts its non-zeros too); forward weights change while training,
         # so a weight stored as 0 still occupies its multiplier.
         self.feedback_is_wiring = self.rule.random_feedback
+        self.probe = None        # a diagnostics.Diagnostics sampling this minibatch's quantizers
         self.B: dict[int, torch.Tensor] = {}
         self._magnitudes: dict[int, torch.Tensor] = {}
         self.per_weight_B: dict[int, torch.Tensor] = {}
@@ -178,7 +179,7 @@ class Channel:
             self._alloc(net, acts[0].shape[0])
         top = self.L - 1
         torch.sub(target, acts[-1], out=self.J[top])
-        self.q_error(self.J[top])
+        self._quantize("error", top, self.q_error, self.J[top])
         self.R[top] = self.J[top]
         self.prepare(net)
         for k in reversed(self.hidden_layers()):
@@ -195,9 +196,17 @@ class Channel:
             if keep is not None:
                 r.mul_(keep).mul_(1.0 / (1.0 - self.dropout))
             seen = None if self.tally is None else (lambda x, k=k, keep=keep: self.tally.fprime(k, x, keep))
-            self.datapath.send(net, r, acts[k + 1], self.fp[k], self.use_fprime, seen)
+            quantize = None if self.probe is None else (lambda t, k=k: self._quantize("signal", k, self.q_signal, t))
+            self.datapath.send(net, r, acts[k + 1], self.fp[k], self.use_fprime, seen, quantize)
             self.R[k] = net.route(k, r)
         return self.R
+
+    def _quantize(self, point: str, k: int, q: Quantizer, t: torch.Tensor) -> torch.Tensor:
+        """``q(t)`` in place; with a probe, the probe makes that same call and sees the values before
+        and after (``point``: error or signal, at layer k)."""
+        if self.probe is None:
+            return q(t)
+        return self.probe.quantize(point, k, q, t)
 
     def trains(self, k: int) -> bool:
         """Whether weight layer k is updated (top layer always, unless held fixed)."""

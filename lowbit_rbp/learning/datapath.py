@@ -45,11 +45,13 @@ class Datapath:
         return self.q_fprime(out)
 
     def send(self, net, r: torch.Tensor, o: torch.Tensor, scratch: torch.Tensor, use_fprime: bool,
-             seen=None) -> torch.Tensor:
+             seen=None, quantize=None) -> torch.Tensor:
         """The signal sent on, in place in ``r`` (the received J): f' and the signal format in
-        the configured order; ``seen(r)`` is shown what f' multiplies (an op tally)."""
+        the configured order; ``seen(r)`` is shown what f' multiplies (an op tally); ``quantize``
+        rounds into the signal format in place of ``q_signal`` (a diagnostics probe that watches it)."""
+        quantize = quantize or self.q_signal
         if not self.quantize_after:
-            self.q_signal(r)
+            quantize(r)
         if use_fprime:
             if seen is not None:
                 seen(r)
@@ -58,7 +60,7 @@ class Datapath:
             else:
                 r.mul_(self.fprime(net, o, scratch))
         if self.quantize_after:
-            self.q_signal(r)
+            quantize(r)
         return r
 
 
@@ -85,9 +87,10 @@ class FixedDatapath(Datapath):
         return dispatch.fixed_product(src, B, self.acc, out=out, backend=self.backend)
 
     def send(self, net, r: torch.Tensor, o: torch.Tensor, scratch: torch.Tensor, use_fprime: bool,
-             seen=None) -> torch.Tensor:
+             seen=None, quantize=None) -> torch.Tensor:
+        """As ``Datapath.send``; with f', R = Q(J f') is one fused rounding, which a probe does not see."""
         if not use_fprime:
-            return self.q_signal(r)
+            return (quantize or self.q_signal)(r)
         if seen is not None:
             seen(r)
         from kernels import dispatch

@@ -31,6 +31,7 @@ from ..core.runtime import Runtime
 from ..data.augment import augment_
 from ..nets import build_net
 from .channel import make_channel
+from .diagnostics import Diagnostics
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,9 @@ class Trainer:
         self.bias_grads = [torch.empty_like(b) for b in self.net.b]
         self.augment = (t.translate, t.hflip) if (t.translate or t.hflip) else None
         self.scores = EpochScores(self.x_train.shape[0], data.n_classes)
+        # Learning diagnostics on a few minibatches per epoch (``Runtime.diagnostics``), off by default.
+        self.diagnostics = Diagnostics(cfg, self.net, self.channel, self.batch, self.runtime.diagnostics,
+                                       self.runtime.backend) if self.runtime.diagnostics else None
 
     def lr(self) -> float:
         t = self.cfg.train
@@ -176,6 +180,7 @@ class Trainer:
         # Stored weights in a number format are rounded by every update: never the fused float path.
         stored_float = net.weight_q is None or net.shadow
         fused = [not mom and stored_float and ch.plain_update(k) and kind == "dense" for k, kind in enumerate(net.kinds)]
+        diag, steps = self.diagnostics, n // self.batch
         for start in range(0, n - self.batch + 1, self.batch):
             idx = order[start:start + self.batch]
             torch.index_select(self.x_train, 0, idx, out=self.xb)
@@ -188,7 +193,14 @@ class Trainer:
             if not finite:
                 _, correct = scores.totals(self.y_train_t[order[:seen]])
                 return float("nan"), correct / seen, f"non-finite output (NaN/inf) at step {self.step + 1}"
-            R = ch.signals(net, acts, self.tb)
+            probe = None if diag is None else diag.probe_for(start // self.batch, steps)
+            if probe is not None:
+                ch.probe = probe
+                R = ch.signals(net, acts, self.tb)
+                ch.probe = None
+                probe.observe(net, ch, acts, self.tb, fused)
+            else:
+                R = ch.signals(net, acts, self.tb)
             lr = self.lr()
             scale = lr / self.batch
             for k in trained:
@@ -200,6 +212,8 @@ class Trainer:
                     net.b[k].add_(gb, alpha=scale)
                     continue
                 g = ch.weight_gradient(k, net, acts, self.grads[k])
+                if probe is not None:
+                    probe.observe_update(k, g)
                 self._apply(k, g, gb, scale, mom)
             ch.after_update(net, acts, lr)
             self.step += 1
@@ -239,7 +253,8 @@ class Trainer:
                 "epoch": self.epoch, "data_rng": self.data_rng.bit_generator.state,
                 "feedback_rng": self.channel.rng.bit_generator.state,
                 "velocity": self.velocity,
-                "momentum_counter": None if self.momentum_q is None else self.momentum_q.counter}
+                "momentum_counter": None if self.momentum_q is None else self.momentum_q.counter,
+                **({"diagnostics": self.diagnostics.state()} if self.diagnostics is not None else {})}
 
     def load_state(self, state: dict) -> None:
         self.net.load_state(state["net"])
@@ -247,6 +262,8 @@ class Trainer:
         self.step, self.epoch = state["step"], state["epoch"]
         self.data_rng.bit_generator.state = state["data_rng"]
         self.channel.rng.bit_generator.state = state["feedback_rng"]
+        if self.diagnostics is not None:
+            self.diagnostics.load_state(state.get("diagnostics", {}))
         if self.velocity is not None:
             for dst, src in zip(self.velocity[0] + self.velocity[1], state["velocity"][0] + state["velocity"][1]):
                 dst.copy_(src)
@@ -266,6 +283,8 @@ class Trainer:
             bar.close()
             seconds = time.perf_counter() - t0
             self.epoch += 1
+            if self.diagnostics is not None:
+                self.diagnostics.end_epoch(self.epoch)
             if diverged:
                 rec = EpochRecord(self.epoch, float("nan"), train_acc, float("nan"), float("nan"), self.lr(),
                                   seconds, "diverged", diverged)

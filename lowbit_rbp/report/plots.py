@@ -8,6 +8,7 @@ and ``save`` (the theory and semantics reports may reuse them).
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 from dataclasses import replace
@@ -498,6 +499,81 @@ def plot_cost(groups, key: str, path) -> bool:
     leg = last.get_legend().get_window_extent(renderer).transformed(last.transAxes.inverted())
     last.text(1.02, leg.y0 - 0.04, "Pareto front, cheapest first:\n" + "\n".join(lines), transform=last.transAxes,
               va="top", ha="left", fontsize=7.5)
+    return save(fig, path)
+
+
+# --- learning diagnostics: alignment angles per layer over epochs ---------------------------------
+LAYER_COLORS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#b8a000", "#e5731b", "#c1121f")
+
+
+def layer_name(k: int, n_layers: int) -> str:
+    """'W1' .. 'W4', 'top' for weight layer k of n (k = n-1 is the output layer)."""
+    return "top" if k == n_layers - 1 else f"W{k + 1}"
+
+
+def mean_series(runs_rows: list, metric: str, layer: int) -> tuple[list[int], list[float]]:
+    """(epochs, mean over runs) of ``metric`` at ``layer`` from each run's ``LayerDiagnostics`` rows;
+    NaN where no run has a finite value."""
+    by_epoch: dict = {}
+    for rows in runs_rows:
+        for d in rows:
+            v = d.values.get(metric)
+            if d.layer == layer and v is not None:
+                by_epoch.setdefault(d.epoch, []).append(v)
+    epochs = sorted(by_epoch)
+    means = []
+    for e in epochs:
+        finite = [v for v in by_epoch[e] if math.isfinite(v)]
+        means.append(sum(finite) / len(finite) if finite else math.nan)
+    return epochs, means
+
+
+def plot_alignment(panels: list, path, head: str = "Alignment with BP's gradient", sub: str = "",
+                   ncols: int = 4) -> bool:
+    """One panel per entry ``(title, algorithm, [rows of each run])``: the angle between each layer's
+    update and BP's gradient over epochs (solid, mean over runs) and between its feedback matrix and
+    BP's (dotted), 0-180 degrees, 90 = orthogonal (dashed). An entry None leaves its slot empty (so
+    that columns stay one algorithm each)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+    panels = [p if p is not None and any(p[2]) else None for p in panels]
+    while panels and panels[-1] is None:
+        panels.pop()
+    if not panels:
+        return False
+    ncols = min(ncols, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = new_figure(3.6 * ncols, 2.9 * nrows + 0.6, nrows, ncols)
+    fig.set_layout_engine("constrained")     # room for the title and the legend right of the first row
+    axes = axes if isinstance(axes, list) else [axes]
+    n_layers = max(d.layer for p in panels if p is not None for rows in p[2] for d in rows) + 1
+    for ax, panel in zip(axes, panels):
+        if panel is None:
+            ax.set_visible(False)
+            continue
+        text, alg, runs_rows = panel
+        for k in range(n_layers):
+            color = LAYER_COLORS[k % len(LAYER_COLORS)]
+            for metric, ls in (("update_angle", "-"), ("feedback_angle", ":")):
+                x, y = mean_series(runs_rows, metric, k)
+                if any(math.isfinite(v) for v in y):
+                    ax.plot(x, y, color=color, ls=ls, lw=1.4 if ls == "-" else 1.1)
+        ax.axhline(90, color="0.5", ls="--", lw=0.8)
+        ax.set_ylim(-5, 185)
+        ax.set_yticks([0, 45, 90, 135, 180])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(textwrap.fill(text, 44), fontsize=8.5, color=alg_color(alg))
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel("angle to BP (degrees)", fontsize=8)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=LAYER_COLORS[k % len(LAYER_COLORS)], lw=1.6, label=layer_name(k, n_layers))
+               for k in range(n_layers)]
+    handles += [Line2D([], [], color="k", ls="-", label="update of W[k] vs BP's gradient"),
+                Line2D([], [], color="k", ls=":", label="feedback matrix vs BP's (W^T above; SRBP:\nthe product "
+                       "of the forward matrices above)")]
+    legend_outside(axes[min(ncols, len(panels)) - 1], handles)
+    fig.suptitle(head + (f"\n{sub}" if sub else ""), fontsize=10)
     return save(fig, path)
 
 

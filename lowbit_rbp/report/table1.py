@@ -1,13 +1,17 @@
 """The paper's MNIST Table 1, every row, ours beside the paper's, from a results store; per row an
 automatic check of the algorithms' ordering against the paper's and the differences explained.
 
-    python -m lowbit_rbp.report.table1 --store reports/sweeps/mnist.db --out reports/mnist_table1.md
+    python -m lowbit_rbp.report.table1 --store reports/sweeps/mnist.db --out reports/mnist_table1.md \
+        [--findings reports/sweeps/alignment.db --findings reports/sweeps/quant.db]
 
 Rows come from the sweep's row tags (``lowbit_rbp/sweeps/mnist_table1.toml``); a row whose runs are
 not all finished is shown with what it has and marked, so the table fills in as the sweep resumes.
 The explanations are data (``EXPLAIN``): a ``setup`` (how our row is built, always shown) and a
 ``finding`` (what our numbers show and why they differ, shown once the row has results); the numbers
-quoted beside them (ours - paper, the last epochs' trend, the ordering check) are computed.
+quoted beside them (ours - paper, the last epochs' trend, the ordering check) are computed. A
+finding may quote runs of other stores (``--findings``: the alignment study's hypotheses, the
+quantization screens) through ``{acc:ROW:ALG}``-style fields (``lowbit_rbp.report.alignment.Quotes``),
+filled from those stores when the report is made.
 """
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ import math
 import statistics
 
 from ..core.algorithms import ALGORITHMS
+from .alignment import Quotes, finding
 from .paper import MNIST_TABLE1
-from .tables import protocol_markdown, store_report_main
+from .tables import protocol_markdown
 
 # The paper's columns, in its order; an algorithm's cell is its descriptor's ``column`` (the
 # paper's "Adaptive" row sits in the RBP / SRBP columns).
@@ -83,14 +88,9 @@ EXPLAIN = {
                    "ASRBP while the paper's two tie."},
     "sparse_8": {
         "setup": _SPARSE_SETUP,
-        "finding": "RBP sparse-8's gap (ours ~90 vs the paper's 96.0) comes from the top hidden layer: its "
-                   "sender is the 10-unit output, so p = 8/10 and each top hidden neuron sums about 8 of the 10 "
-                   "output errors. The errors of a softmax output sum to zero, so that sum is minus the sum of the "
-                   "~2 missing ones: the terms cancel, and after the 1/8 scaling the signal sent down is small; "
-                   "RBP then learns slowly (still rising at epoch 20). A contributing factor we have not isolated: "
-                   "the 1/8 scaling averages ~8 signals in every 100-to-100 layer as well. SRBP, unscaled, does "
-                   "not shrink its signal and is at its best here. The paper's 96.0 suggests its top matrix was "
-                   "sparser or scaled otherwise; it does not say."},
+        "finding": "SRBP, unscaled, does not shrink its signal and is at its best here. RBP sparse-8 is "
+                   "~6 points under the paper and still rising at epoch 20; what the learning diagnostics "
+                   "measured (issue 19):"},
     "sparse_2": {
         "setup": "Reading and scaling as for Sparse-8.",
         "finding": "Our SRBP is ahead of our RBP, the paper has RBP ahead by 0.5, within the paper's own sd. Our "
@@ -127,35 +127,27 @@ EXPLAIN = {
                             "semantics we tried matches the whole row."},
     "qerror_1": {"setup": "Quantizer and semantics as for 5 bit; at 1 bit a value is its sign times alpha = 2.",
                  "finding": "The order differs because of BP: at 1 bit our BP fails (chance level, 11.3 %) "
-                            "under our default and under every semantics we screened, while RBP and SRBP learn; "
-                            "the paper's BP 94.6 is not reproduced. With sign only, every error BP sends on has "
-                            "magnitude 2 whatever its size, and BP re-quantizes at every layer; we have not found "
-                            "which unstated detail of the paper's quantizer (per-layer alpha, rescaling, or "
-                            "quantizing only T - O) makes its 1-bit BP learn. Between RBP and SRBP the paper's "
-                            "order holds: our SRBP matches the paper; our RBP is below it and still rising fast "
-                            "at epoch 20 (trend), so that gap is likely the training length."},
+                            "under our default and under every semantics screened, while RBP and SRBP learn. "
+                            "What the learning diagnostics measured (issue 19):"},
     "qupdate_5": {"setup": _QUPDATE_SETUP,
                   "finding": "Every algorithm equals its float32 baseline (compare the baseline row), above the "
                              "paper's single runs. Below the smallest level our quantizer rounds stochastically, "
                              "so each example's quantized update is unbiased there, and the sum over 100 examples "
-                             "averages its noise away; the paper's losses suggest a biased quantizer (e.g. eq. 19's "
-                             "clip up, as printed), but we have not screened update semantics, so that is not "
-                             "established. SRBP ahead of RBP is the order of our float32 baseline; the paper's "
-                             "single runs have RBP ahead while its baseline ties them."},
+                             "averages its noise away. SRBP ahead of RBP is the order of our float32 baseline; the "
+                             "paper's single runs have RBP ahead while its baseline ties them. The update-format "
+                             "semantics screen (issue 19, reports/quantization_semantics.md):"},
     "qupdate_3": {"setup": "Quantizer as for 5 bit.",
                   "finding": "As at 5 bits: no loss against float32 for any algorithm, in the paper's order; the "
-                             "paper's RBP and SRBP lose 5-6 points here, ours do not (same reading as for 5 bits)."},
-    "qupdate_1": {"setup": "Quantizer as for 5 bit; at 1 bit every example's update of every weight is 0 or "
-                           "+-alpha (stochastic, unbiased below alpha), so it carries a sign and a probability only.",
+                             "paper's RBP and SRBP lose 5-6 points here, ours do not. The update-format semantics "
+                             "screen (issue 19, reports/quantization_semantics.md):"},
+    "qupdate_1": {"setup": "Quantizer as for 5 bit; at 1 bit every example's update of a weight is its sign "
+                           "times alpha, whatever its size (0 only where the product is exactly 0: a 1-bit format "
+                           "has no zero level, so no underflow rule applies), so it carries a sign only.",
                   "finding": "The order differs because of BP again, as for the 1-bit error: our BP peaks in the "
                              "first epochs and then swings widely from epoch to epoch (curves.png; its trend "
-                             "above); our SRBP learns and is still rising "
-                             "at epoch 20, under the paper's 90.7; our RBP trains where the paper's "
-                             "fails (9.6). The per-example 1-bit update is unbiased but its variance is large "
-                             "(about alpha |x| per product against x^2), and at a constant learning rate that noise "
-                             "never shrinks; why it unsettles BP most, whose feedback weights are the noisy forward "
-                             "weights themselves, we have not isolated. A smaller alpha or a decaying learning "
-                             "rate may help (not run)."},
+                             "above); our SRBP learns and is still rising at epoch 20, under the paper's 90.7; our "
+                             "RBP trains where the paper's fails (9.6). What the learning diagnostics measured "
+                             "(issue 19):"},
     "dropout_10": {"setup": _DROPOUT_SETUP,
                    "finding": "BP matches the paper; RBP and SRBP are below it by about their baseline gap "
                               "(training length); same order as the paper: BP > SRBP > RBP."},
@@ -322,7 +314,7 @@ def _signed(x: float, digits: int) -> str:
     return text[1:] if float(text) == 0 else text
 
 
-def explain_markdown(row: str, c: dict, results: list) -> list[str]:
+def explain_markdown(row: str, c: dict, results: list, quotes: Quotes | None = None) -> list[str]:
     paper = MNIST_TABLE1[row]
     have = {col: _stats(c.get((row, col))) for col in paper}
     lines = [f"**{ROW_NAMES.get(row, row)}** (`{row}`)."]
@@ -339,15 +331,20 @@ def explain_markdown(row: str, c: dict, results: list) -> list[str]:
     if missing:
         lines.append(f"No results yet for {', '.join(missing)}.")
     lines.append(EXPLAIN[row]["setup"])
+    quotes = quotes or Quotes([], {})
     if EXPLAIN[row]["finding"]:
-        lines.append(EXPLAIN[row]["finding"])
+        lines.append(quotes.fill(EXPLAIN[row]["finding"]))
+    measured = finding(row, quotes)
+    if measured:
+        lines.append(measured + " (reports/alignment.md)")
     rel = _related(row, results)
     if rel:
         lines.append(rel)
     return [" ".join(lines), ""]
 
 
-def markdown(results: list, command: str) -> str:
+def markdown(results: list, command: str, quotes: Quotes | None = None) -> str:
+    """The report; ``quotes``: the runs the findings quote (``--findings`` stores)."""
     c = cells(results)
     used = [r for r in results if r.row in MNIST_TABLE1]
     lines = ["# MNIST, the paper's Table 1: ours beside the paper's", "",
@@ -390,12 +387,36 @@ def markdown(results: list, command: str) -> str:
         lines.append(f"| {row} | {o['paper']} | {o['ours'] or '-'} | {check_text(o)} |")
     lines += ["", "## Differences explained", "", COMMON, ""]
     for row in MNIST_TABLE1:
-        lines += explain_markdown(row, c, results)
+        lines += explain_markdown(row, c, results, quotes)
     return "\n".join(lines).rstrip() + "\n"
 
 
+FINDINGS_STORES = ("reports/sweeps/alignment.db", "reports/sweeps/quant.db")
+
+
 def main(argv=None) -> int:
-    return store_report_main("table1", markdown, "reports/sweeps/mnist.db", "reports/mnist_table1.md", argv)
+    import argparse
+    from .alignment import load
+    from .tables import load_results
+    ap = argparse.ArgumentParser(prog="python -m lowbit_rbp.report.table1")
+    ap.add_argument("--store", default="reports/sweeps/mnist.db")
+    ap.add_argument("--out", default="reports/mnist_table1.md")
+    ap.add_argument("--findings", action="append", default=None,
+                    help="a store of runs the findings quote (repeatable; default: " + ", ".join(FINDINGS_STORES) + ")")
+    args = ap.parse_args(argv)
+    findings = args.findings if args.findings is not None else list(FINDINGS_STORES)
+    runs, diagnostics = [], {}
+    for path in findings:
+        r, d = load(path)
+        runs += r
+        diagnostics.update(d)
+    command = f"python -m lowbit_rbp.report.table1 --store {args.store} --out {args.out}" + \
+        "".join(f" --findings {p}" for p in findings)
+    text = markdown(load_results(args.store), command, Quotes(runs, diagnostics))
+    with open(args.out, "w") as fh:
+        fh.write(text)
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":

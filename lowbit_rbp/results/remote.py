@@ -66,7 +66,7 @@ class Outcome:
     key: str
     attempt: str
     status: str
-    epochs: list          # EpochRecord dicts, in order
+    epochs: list          # EpochRecord dicts, in order (each with its "diagnostics": LayerDiagnostics dicts)
     machine: dict
     error: str | None = None
 
@@ -98,7 +98,9 @@ def stream_run(job: RunJob, channel) -> Outcome:
         trainer = Trainer(cfg, load_data(job.data, cfg), runtime)
         status = "finished"
         for rec in trainer.run(progress=False):
-            epochs.append(asdict(rec))
+            # an epoch travels with its learning diagnostics, if any (Runtime.diagnostics)
+            diagnostics = [d.to_dict() for d in trainer.diagnostics.last] if trainer.diagnostics is not None else []
+            epochs.append({**asdict(rec), "diagnostics": diagnostics})
             channel.send(("epoch", job.key, attempt, epochs[-1]))
             if rec.status == "diverged":
                 status = "diverged"
@@ -328,9 +330,15 @@ class StreamDriver:
             self.backend.decide(f.job.key, None, go=False)
 
     def _write_epoch(self, f: _Flight, rec: dict):
+        from ..learning.diagnostics import LayerDiagnostics
         from ..learning.trainer import EpochRecord
+        rec = dict(rec)
+        diagnostics = rec.pop("diagnostics", [])
         er = EpochRecord(**rec)
         self.store.record_epoch(f.job.key, self.owner, er)
+        if diagnostics:
+            self.store.record_diagnostics(f.job.key, self.owner, er.epoch,
+                                          [LayerDiagnostics.from_dict(d) for d in diagnostics])
         f.written += 1
         return self.on_epoch(f.job.key, er) if self.on_epoch is not None else None
 

@@ -12,6 +12,9 @@ killed run resumes from its last finished epoch.
   Training is deterministic, so the recomputed epochs are the ones that were lost, bit for bit.
 * A run resumed from its checkpoint must run on the thread count it started with (the header's
   ``machine.torch_threads``): results depend on it in the last digits, and a run never mixes two.
+* With learning diagnostics on (``Runtime.diagnostics``), each epoch's line is followed by one
+  ``{"type": "diagnostics", "epoch", "layer", <metric>: value}`` line per weight layer
+  (``read_diagnostics``); they belong to that epoch's record and are kept or dropped with it.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import torch
 from ..core.config import RunConfig
 from ..core.runtime import Runtime
 from ..errors import ConfigError, LowbitError
+from ..learning.diagnostics import LayerDiagnostics
 from ..learning.trainer import EpochRecord, Trainer, machine_info
 from .records import RunRecord
 
@@ -95,6 +99,9 @@ def read_run_file(raw: bytes, out: Path) -> tuple[dict | None, list[EpochRecord]
             header = obj
         elif obj.get("type") == "epoch":
             records.append(EpochRecord.from_dict(obj))
+        elif obj.get("type") == "diagnostics" and records:
+            ends[-1] = end          # part of the record before it
+            continue
         else:
             break
         ends.append(end)
@@ -165,7 +172,8 @@ def run_training(cfg: RunConfig, out: str | Path, data=None, *, runtime: Runtime
         def save(rec: EpochRecord, tr: Trainer):
             # The record first, then the checkpoint: a kill between the two leaves a record ahead of
             # the checkpoint, which the resume drops and recomputes (deterministically).
-            _append(fh, {"type": "epoch", **asdict(rec)})
+            diagnostics = tr.diagnostics.last if tr.diagnostics is not None else []
+            _append(fh, {"type": "epoch", **asdict(rec)}, *(d.to_dict() for d in diagnostics))
             if checkpoint and rec.status == "ok":
                 tmp = ckpt.with_suffix(".tmp")
                 torch.save(tr.state(), tmp)
@@ -177,8 +185,23 @@ def run_training(cfg: RunConfig, out: str | Path, data=None, *, runtime: Runtime
     return RunRecord.from_header(header)._with(records, _status(records))
 
 
-def _append(fh, obj: dict) -> None:
-    """One JSON line, on disk before the next step (``a+`` mode: always at the end)."""
-    fh.write((json.dumps(obj) + "\n").encode())
+def _append(fh, *objs: dict) -> None:
+    """JSON lines, one per object, on disk before the next step (``a+`` mode: always at the end)."""
+    fh.write("".join(json.dumps(obj) + "\n" for obj in objs).encode())
     fh.flush()
     os.fsync(fh.fileno())
+
+
+def read_diagnostics(path: str | Path) -> list[LayerDiagnostics]:
+    """The learning diagnostics of a ``train --out`` run file (empty when it was run without them)."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except ValueError:       # a torn last line (a killed run): what came before stands
+            break
+        if d.get("type") == "diagnostics":
+            rows.append(LayerDiagnostics.from_dict(d))
+    return rows

@@ -84,6 +84,21 @@ CREATE TABLE IF NOT EXISTS epochs (
 # Columns added since schema version 1 (readers of version 1 ignore them): (table, column, type).
 _ADDED_COLUMNS = (("epochs", "reason", "TEXT"),)
 
+# Learning diagnostics (``lowbit_rbp.learning.diagnostics``): one row per run, epoch, weight layer and
+# metric. Created when a run first records diagnostics, so stores written before it stay readable
+# (and a read-only store without it reads as having none). WITHOUT ROWID: the key is the row (half
+# the file of a rowid table with its key index).
+_DIAGNOSTICS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS diagnostics (
+    config_hash TEXT NOT NULL REFERENCES runs(config_hash),
+    epoch INTEGER NOT NULL,
+    layer INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (config_hash, epoch, layer, metric)
+) WITHOUT ROWID
+"""
+
 
 class StoreError(LowbitError):
     """The results store cannot be used as asked (newer schema, lost claim, not a store)."""
@@ -431,6 +446,46 @@ class Store:
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # --- learning diagnostics -----------------------------------------------------------------
+    def record_diagnostics(self, config_hash: str, owner: str, epoch: int, rows) -> None:
+        """Write one epoch's diagnostics (``LayerDiagnostics`` rows) of a run this owner holds. Epoch
+        1 first clears the run's older rows (a claim restarts a run from scratch)."""
+        with self.transaction() as c:
+            self._check_owner(c, config_hash, owner)
+            c.execute(_DIAGNOSTICS_SCHEMA)
+            if epoch == 1:
+                c.execute("DELETE FROM diagnostics WHERE config_hash=?", (config_hash,))
+            c.executemany("INSERT OR REPLACE INTO diagnostics(config_hash, epoch, layer, metric, value) "
+                          "VALUES (?, ?, ?, ?, ?)",
+                          [(config_hash, epoch, row.layer, name, _finite_or_none(value))
+                           for row in rows for name, value in row.values.items()])
+
+    def has_diagnostics(self) -> bool:
+        return self.conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='diagnostics'"
+                                 ).fetchone() is not None
+
+    def diagnostics(self, config_hash: str | None = None) -> dict:
+        """``{config_hash: [LayerDiagnostics, ...]}`` ordered by epoch and layer (a missing value: NaN);
+        empty for a store without diagnostics."""
+        from ..learning.diagnostics import LayerDiagnostics
+        if not self.has_diagnostics():
+            return {}
+        q = "SELECT * FROM diagnostics" + (" WHERE config_hash=?" if config_hash else "") + \
+            " ORDER BY config_hash, epoch, layer, metric"
+        grouped: dict = {}
+        for r in self.conn.execute(q, (config_hash,) if config_hash else ()):
+            key = (r["config_hash"], r["epoch"], r["layer"])
+            grouped.setdefault(key, {})[r["metric"]] = float("nan") if r["value"] is None else r["value"]
+        out: dict = {}
+        for (h, epoch, layer), values in grouped.items():
+            out.setdefault(h, []).append(LayerDiagnostics(epoch, layer, values))
+        return out
+
+
+def _finite_or_none(value):
+    """SQLite stores NaN as NULL anyway; say so."""
+    return None if value is None or value != value else float(value)
 
 
 def _epoch(row) -> EpochRecord:

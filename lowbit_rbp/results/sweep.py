@@ -265,6 +265,8 @@ def run_one(store_path: str, cfg_dict: dict, tags: dict | None = None, data=None
             with store.heartbeat(h, owner):
                 for rec in trainer.run(progress=False):
                     store.record_epoch(h, owner, rec)
+                    if trainer.diagnostics is not None:
+                        store.record_diagnostics(h, owner, rec.epoch, trainer.diagnostics.last)
                     if rec.status == "diverged":
                         status = "diverged"
             store.finish(h, owner, status)
@@ -379,7 +381,7 @@ def run_sweep(sweep, store_path, *, runtime: Runtime | None = None, executor: st
         # The store stays here: workers stream their epochs back and this process writes them
         # (lowbit_rbp.results.remote), so Dask workers need no shared disk.
         from .remote import DaskBackend, RunJob, run_streamed
-        task_runtime = Runtime(runtime.threads or 1, runtime.backend)
+        task_runtime = Runtime(runtime.threads or 1, runtime.backend, diagnostics=runtime.diagnostics)
         jobs = [RunJob(r.config.config_hash(), r.config.to_dict(), r.tags, data, task_runtime) for r in todo]
         run_streamed(jobs, DaskBackend(client=client, scheduler=scheduler), store_path, code_version=version,
                      note=note)

@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_cifar.py --threads 2 --steps 4 --repeats 3 --markdown reports/bench_cifar.md
 	$(PY) benchmarks/bench_channel_kernels.py --threads 1 --markdown reports/bench_channel_kernels.md
 	$(PY) benchmarks/bench_bit_true_epoch.py --threads 1 --repeats 5 --markdown reports/bench_bit_true_epoch.md
+	$(PY) benchmarks/bench_diagnostics.py --threads 1 --repeats 3 --markdown reports/bench_diagnostics.md
 
 # Every generated report from its store (finished runs are reused; a missing one is trained: the
 # foundation table alone is about 10 minutes on 2 cores, the whole set hours). Run from a clean,
@@ -50,6 +51,9 @@ reports: $(STAMP)
 	$(VENV)/bin/lowbit-rbp search lowbit_rbp/sweeps/search_srbp_formats.toml --report reports/search_vs_grid.md \
 	    --store reports/sweeps/srbp_formats_search.db --grid-store reports/sweeps/srbp_formats_grid.db \
 	    --other-search reports/sweeps/srbp_formats_search_tpe1.db --other-search reports/sweeps/srbp_formats_search_random.db
+	$(PY) -m lowbit_rbp.report.semantics --store reports/sweeps/quant.db --out reports/quantization_semantics.md
+	$(PY) -m lowbit_rbp.report.alignment --store reports/sweeps/alignment.db --out reports/alignment.md \
+	    --quotes reports/sweeps/quant.db --compare reports/sweeps/alignment_control.db --compare reports/sweeps/mnist.db
 	$(PY) tools/reliability_report.py --out reports/reliability.md
 
 clean:

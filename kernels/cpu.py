@@ -337,17 +337,26 @@ def fixed_ne_sat(xd, sin, sout, lo, hi):
 
 
 @register_jitable
+def sr_code(xd, sin, key, c):
+    """Stochastic rounding's integer code ``floor(x 2^frac + u)`` (float64), u the uniform at counter
+    ``c``: the reference's operations in its order (the add of u rounded in float64, then floor).
+
+    CPU loops only: ``np.floor`` is one SIMD instruction (roundpd), exact like ``ffloor``; the two
+    differ only on -0, which never reaches it (y + u with u >= 0 is -0 for no y)."""
+    return np.floor(xd * sin + uniform(key, c))
+
+
+@register_jitable
 def fixed_sr_sat(xd, sin, sout, lo, hi, key, c):
-    """Fixed point, stochastic rounding, saturation: ``quant_value`` for that case, the reference's
-    operations in its order (``floor(x 2^frac + u)``, clip, ``* 2^-frac + 0``). Branch-free: the
-    uniform comes from integer operations only, the floor from selects."""
-    return saturate(ffloor(xd * sin + uniform(key, c)), lo, hi) * sout + 0.0
+    """Fixed point, stochastic rounding, saturation: ``quant_value`` for that case (clip, then
+    ``* 2^-frac + 0``). Branch-free: the uniform comes from integer operations only."""
+    return saturate(sr_code(xd, sin, key, c), lo, hi) * sout + 0.0
 
 
 @register_jitable
 def fixed_sr_wrap(xd, sin, sout, lo, span, key, c):
     """Fixed point, stochastic rounding, wrap-around (``fixed_sr_sat`` with ``wrap_range``)."""
-    return wrap_range(ffloor(xd * sin + uniform(key, c)), lo, span) * sout + 0.0
+    return wrap_range(sr_code(xd, sin, key, c), lo, span) * sout + 0.0
 
 
 @register_jitable
@@ -493,7 +502,7 @@ F64_MODE = (GENERAL, FIXED_NE_SAT, FIXED_SR_SAT, FIXED_SR_WRAP, LOG_BITS, LOG_BI
 #: Values per block of the kernels that form exact float64 values and quantize them
 #: (``fixed_scale_round``, ``add_quantize_flat``): one pass forms a block, one quantizes it; the
 #: block stays in L1 and each pass is a plain loop that vectorizes.
-F64_BLOCK = 256
+F64_BLOCK = 1024
 
 
 @register_jitable

@@ -2,18 +2,20 @@
 
 The scalar arithmetic (RNG, rounding, the quantizers) is written once as ``register_jitable``
 functions, which the njit kernels here and the CUDA kernels in ``kernels.cuda`` both inline. It
-uses only operations that IEEE 754 specifies exactly (+, -, *, /, comparisons, copysign, float <->
-int conversion, reading and building float64 bit patterns), never a math-library function such
-as log2 or exp2, and rounds to float32 where the reference does, so every backend returns the same
-bits. Nothing compiles at import: the njit decorators are lazy (``cache=True``).
+uses only operations that IEEE 754 specifies exactly (+, -, *, /, comparisons, copysign, floor,
+float <-> int conversion, reading and building float64 bit patterns), never a math-library
+function such as log2 or exp2, and rounds to float32 where the reference does, so every backend
+returns the same bits. Nothing compiles at import: the njit decorators are lazy (``cache=True``).
 
-Speed: ``quantize_flat`` and ``per_example_update`` pick a loop per format (``kernel_mode``).
-Fixed nearest-even/saturate and log formats, stochastic underflow included, run branch-free
-loops (selects; the uniform is drawn for every element, from integer operations only), which
-vectorize. Log formats with at most ``TABLE_LEVELS`` levels (every paper format) need no division:
-their float32 results follow from comparisons with float32 thresholds that ``log_table`` derives
-from the reference's own exponent rule. Each of the two kernels has a serial twin for small
-arrays, and the per-example update skips the zero inputs (MNIST pixels) that cannot change its sum.
+Speed: ``quantize_flat``, ``per_example_update``, ``fixed_scale_round`` and ``add_quantize_flat``
+pick a loop per format (``kernel_mode``). Fixed nearest-even/saturate, fixed stochastic rounding
+(saturate or wrap: the bit-true channel's signals and stored weights) and log formats, stochastic
+underflow included, run branch-free loops (selects; the uniform is drawn for every element, from
+integer operations only), which vectorize: about 10x faster than the general loop. Log formats
+with at most ``TABLE_LEVELS`` levels (every paper format) need no division: their float32 results
+follow from comparisons with float32 thresholds that ``log_table`` derives from the reference's
+own exponent rule. Each kernel has a serial twin for small arrays, and the per-example update
+skips the zero inputs (MNIST pixels) that cannot change its sum.
 With float accumulation, ``update_codes`` computes the same per-example update 3-6x faster for
 the formats ``code_plan`` accepts (log formats with normal float32 levels, every paper format;
 fixed nearest-even/saturate): it sums small integer codes, which is exact, so that the float64
@@ -654,8 +656,8 @@ def per_example_update(R, O, P, PA, TL, mode, key, counter, counter_a, out):
     One output row per parallel task; the batch is summed in order for every (i, j), so the
     result equals ``reference.per_example_update`` bit for bit. PA[0] == 2: fixed accumulator
     (then the general loop). ``(mode, TL)`` from ``kernel_mode`` of the update format: with float
-    accumulation, fixed nearest-even/saturate and the log formats run branch-free inner loops
-    (SIMD), stochastic underflow included; everything else the general one.
+    accumulation, fixed nearest-even/saturate, fixed stochastic rounding and the log formats run
+    branch-free inner loops (SIMD), stochastic underflow included; everything else the general one.
     """
     NO = R.shape[1]
     idx, val, cnt = nonzero_columns(O, mode >= LOG_BITS and PA[0] != 2.0)

@@ -14,8 +14,9 @@ Per-call cost on the Numba backend is kept small, since the training loop quanti
 ~1000 elements thousands of times an epoch: a format's packed parameters, loop variant and level
 table are computed once per format (``_prep``, ``_code_plan``), RNG keys once per seed,
 ``quantize_`` on a contiguous float32 CPU tensor and ``per_example_update`` on contiguous float32
-CPU R, O and out take short paths, and arrays below ``SERIAL_MAX_QUANTIZE`` elements
-(``SERIAL_MAX_UPDATE`` products) run the kernels' serial twins, without a parallel launch.
+CPU R, O and out take short paths (so do ``fixed_scale_round`` and ``add_quantize_``), and arrays
+below ``SERIAL_MAX_QUANTIZE`` elements (``SERIAL_MAX_UPDATE`` products) run the kernels' serial
+twins, without a parallel launch, as do all elementwise kernels when Numba has one thread.
 
 The per-example update runs ``kernels.cpu.update_codes`` (exact sums of integer codes) where the
 format, accumulator, batch size and data allow it, and ``kernels.cpu.per_example_update``

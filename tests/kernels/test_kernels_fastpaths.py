@@ -309,3 +309,52 @@ def test_prepared_formats_are_cached_by_value_and_identity():
     assert dispatch._seed_key(5) == reference.seed_key(5)
     assert dispatch._seed_key(2 ** 64 + 5) == reference.seed_key(5)
     assert dispatch._u64(2 ** 64 + 3) == np.uint64(3) and dispatch._u64(-1) == np.uint64(2 ** 64 - 1)
+
+
+# --- the serial / parallel switch at one thread ---------------------------------------------------
+
+@pytest.fixture
+def numba_threads():
+    """Sets Numba's thread count for a test (restoring it, and torch's, afterwards)."""
+    import numba
+    old, old_torch = numba.get_num_threads(), torch.get_num_threads()
+    yield numba.set_num_threads
+    numba.set_num_threads(old)
+    torch.set_num_threads(old_torch)
+
+
+def test_elementwise_kernels_run_serially_at_one_thread(numba_threads, monkeypatch):
+    """With one Numba thread a large quantize, scale-and-round or stored-weight update runs the
+    serial twin (a parallel launch would only cost); with two the parallel kernel. Same bits."""
+    import numba
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("Numba has one thread here: the parallel side cannot be checked")
+    fmt = FixedPoint(8, 6, rounding="stochastic")
+    n = dispatch.SERIAL_MAX_QUANTIZE + 5
+    x, g = inputs(fmt, n, seed=1), awkward_values(n, np.random.default_rng(1))
+    want_q = reference.quantize(x, fmt, seed=2, counter=9)
+    want_sr = reference.fixed_scale_round(x, g, fmt, seed=2, counter=9)
+    want_aq = reference.add_quantize(x, g, 0.5, fmt, seed=2, counter=9)
+    parallel = {"quantize_flat": cpu.quantize_flat, "fixed_scale_round": cpu.fixed_scale_round,
+                "add_quantize_flat": cpu.add_quantize_flat}
+    calls = []
+
+    def recorded(name):
+        def kern(*args):
+            calls.append(name)
+            return parallel[name](*args)
+        return kern
+    for name in parallel:
+        monkeypatch.setattr(cpu, name, recorded(name))
+    for threads, want_calls in [(1, []), (2, sorted(parallel))]:
+        numba_threads(threads)
+        calls.clear()
+        y = x.copy()
+        dispatch.quantize_(y, fmt, seed=2, counter=9, backend="numba")
+        check(y, want_q)
+        with np.errstate(invalid="ignore"):
+            check(dispatch.fixed_scale_round(x, g, fmt, seed=2, counter=9, backend="numba"), want_sr)
+        w = torch.from_numpy(x.copy())
+        dispatch.add_quantize_(w, torch.from_numpy(g), 0.5, fmt, seed=2, counter=9, backend="auto")
+        check(w.numpy(), want_aq)
+        assert sorted(calls) == want_calls, threads

@@ -62,9 +62,11 @@ def main(argv=None):
     trainers = {name: Trainer(apply_overrides(RunConfig(), over), data) for name, over in CONTENDERS.items()}
     load = os.getloadavg()[0]
     times = time_interleaved({name: tr.train_epoch for name, tr in trainers.items()}, args.repeats)
+    load_after = os.getloadavg()[0]
     base = statistics.median(times[REFERENCE])
     out.emit(f"\n{args.threads} thread(s); median of {args.repeats} interleaved rounds (after one warm-up epoch "
-             f"each); load average before: {load:.2f} on {os.cpu_count()} CPUs")
+             f"each); 1-minute load average {load:.2f} before, {load_after:.2f} after, on {os.cpu_count()} CPUs "
+             f"(a load above the CPU count means other work shared the cores)")
     out.emit("")
     out.emit("| contender | median s/epoch | samples/s | vs float SRBP | target |")
     out.emit("|---|---|---|---|---|")

@@ -2,18 +2,20 @@
 
 The scalar arithmetic (RNG, rounding, the quantizers) is written once as ``register_jitable``
 functions, which the njit kernels here and the CUDA kernels in ``kernels.cuda`` both inline. It
-uses only operations that IEEE 754 specifies exactly (+, -, *, /, comparisons, copysign, float <->
-int conversion, reading and building float64 bit patterns), never a math-library function such
-as log2 or exp2, and rounds to float32 where the reference does, so every backend returns the same
-bits. Nothing compiles at import: the njit decorators are lazy (``cache=True``).
+uses only operations that IEEE 754 specifies exactly (+, -, *, /, comparisons, copysign, floor,
+float <-> int conversion, reading and building float64 bit patterns), never a math-library
+function such as log2 or exp2, and rounds to float32 where the reference does, so every backend
+returns the same bits. Nothing compiles at import: the njit decorators are lazy (``cache=True``).
 
-Speed: ``quantize_flat`` and ``per_example_update`` pick a loop per format (``kernel_mode``).
-Fixed nearest-even/saturate and log formats, stochastic underflow included, run branch-free
-loops (selects; the uniform is drawn for every element, from integer operations only), which
-vectorize. Log formats with at most ``TABLE_LEVELS`` levels (every paper format) need no division:
-their float32 results follow from comparisons with float32 thresholds that ``log_table`` derives
-from the reference's own exponent rule. Each of the two kernels has a serial twin for small
-arrays, and the per-example update skips the zero inputs (MNIST pixels) that cannot change its sum.
+Speed: ``quantize_flat``, ``per_example_update``, ``fixed_scale_round`` and ``add_quantize_flat``
+pick a loop per format (``kernel_mode``). Fixed nearest-even/saturate, fixed stochastic rounding
+(saturate or wrap: the bit-true channel's signals and stored weights) and log formats, stochastic
+underflow included, run branch-free loops (selects; the uniform is drawn for every element, from
+integer operations only), which vectorize: about 10x faster than the general loop. Log formats
+with at most ``TABLE_LEVELS`` levels (every paper format) need no division: their float32 results
+follow from comparisons with float32 thresholds that ``log_table`` derives from the reference's
+own exponent rule. Each kernel has a serial twin for small arrays, and the per-example update
+skips the zero inputs (MNIST pixels) that cannot change its sum.
 With float accumulation, ``update_codes`` computes the same per-example update 3-6x faster for
 the formats ``code_plan`` accepts (log formats with normal float32 levels, every paper format;
 fixed nearest-even/saturate): it sums small integer codes, which is exact, so that the float64
@@ -77,9 +79,12 @@ def u64(counter: int) -> np.uint64:
     return np.uint64(int(counter) % _MOD64)
 
 
-# Loop variants of ``quantize_flat`` and ``per_example_update`` (``kernel_mode``). All return the
-# bits of ``quant_value``; the specialised ones are branch-free over the data (they vectorize).
-GENERAL, FIXED_NE_SAT, LOG_BITS, LOG_TABLE, LOG_TABLE_STOCH, LOG_BITS_STOCH = range(6)
+# Loop variants of ``quantize_flat``, ``per_example_update``, ``add_quantize_flat`` and
+# ``fixed_scale_round`` (``kernel_mode``). All return the bits of ``quant_value``; the specialised
+# ones are branch-free over the data (they vectorize). The log variants come last: the kernels
+# test ``mode >= LOG_BITS`` for "a log loop".
+(GENERAL, FIXED_NE_SAT, FIXED_SR_SAT, FIXED_SR_WRAP,
+ LOG_BITS, LOG_TABLE, LOG_TABLE_STOCH, LOG_BITS_STOCH) = range(8)
 #: Log formats with at most this many levels take the threshold-table loops.
 TABLE_LEVELS = 8
 TABLE_SIZE = 2 * TABLE_LEVELS + 1
@@ -150,6 +155,8 @@ def kernel_mode(fmt, P=None) -> tuple:
     P = format_params(fmt) if P is None else P
     if P[KIND] == 2.0 and P[ROUNDING] == 0.0 and P[OVERFLOW] == 0.0:
         return FIXED_NE_SAT, NO_TABLE
+    if P[KIND] == 2.0 and P[ROUNDING] == 3.0:
+        return (FIXED_SR_SAT if P[OVERFLOW] == 0.0 else FIXED_SR_WRAP), NO_TABLE
     if P[KIND] == 1.0:
         stoch = P[UNDERFLOW] == 2.0
         table = log_table(fmt)
@@ -217,12 +224,19 @@ def saturate(k, lo, hi):
 
 
 @register_jitable
+def wrap_range(k, lo, span):
+    """An integer code wrapped modulo ``span`` = 2^word into [lo, lo + span): ``a - span*floor(a/span)``
+    with ``a = k - lo`` is exact (``reference._overflow``'s ``np.mod``). Branch-free."""
+    a = k - lo
+    return (a - span * ffloor(a / span)) + lo
+
+
+@register_jitable
 def overflow(k, P):
-    """Saturate, or wrap modulo 2^word (``a - span*floor(a/span)`` is exact), an integer code."""
+    """Saturate, or wrap modulo 2^word, an integer code."""
     if P[6] == 0.0:
         return saturate(k, P[9], P[10])
-    a = k - P[9]
-    return (a - P[11] * ffloor(a / P[11])) + P[9]
+    return wrap_range(k, P[9], P[11])
 
 
 @register_jitable
@@ -325,6 +339,29 @@ def fixed_ne_sat(xd, sin, sout, lo, hi):
 
 
 @register_jitable
+def sr_code(xd, sin, key, c):
+    """Stochastic rounding's integer code ``floor(x 2^frac + u)`` (float64), u the uniform at counter
+    ``c``: the reference's operations in its order (the add of u rounded in float64, then floor).
+
+    CPU loops only: ``np.floor`` is one SIMD instruction (roundpd), exact like ``ffloor``; the two
+    differ only on -0, which never reaches it (y + u with u >= 0 is -0 for no y)."""
+    return np.floor(xd * sin + uniform(key, c))
+
+
+@register_jitable
+def fixed_sr_sat(xd, sin, sout, lo, hi, key, c):
+    """Fixed point, stochastic rounding, saturation: ``quant_value`` for that case (clip, then
+    ``* 2^-frac + 0``). Branch-free: the uniform comes from integer operations only."""
+    return saturate(sr_code(xd, sin, key, c), lo, hi) * sout + 0.0
+
+
+@register_jitable
+def fixed_sr_wrap(xd, sin, sout, lo, span, key, c):
+    """Fixed point, stochastic rounding, wrap-around (``fixed_sr_sat`` with ``wrap_range``)."""
+    return wrap_range(sr_code(xd, sin, key, c), lo, span) * sout + 0.0
+
+
+@register_jitable
 def table_tuples(TL):
     """The thresholds and levels of a ``log_table`` array as tuples (registers, not memory)."""
     T = (TL[0], TL[1], TL[2], TL[3], TL[4], TL[5], TL[6], TL[7])
@@ -410,6 +447,14 @@ def quantize_span(x, P, TL, mode, key, counter):
         sin, sout, qlo, qhi = P[7], P[8], P[9], P[10]
         for i in range(n):
             x[i] = np.float32(fixed_ne_sat(np.float64(x[i]), sin, sout, qlo, qhi))
+    elif mode == FIXED_SR_SAT:
+        sin, sout, qlo, qhi = P[7], P[8], P[9], P[10]
+        for i in range(n):
+            x[i] = np.float32(fixed_sr_sat(np.float64(x[i]), sin, sout, qlo, qhi, key, counter + np.uint64(i)))
+    elif mode == FIXED_SR_WRAP:
+        sin, sout, qlo, span = P[7], P[8], P[9], P[11]
+        for i in range(n):
+            x[i] = np.float32(fixed_sr_wrap(np.float64(x[i]), sin, sout, qlo, span, key, counter + np.uint64(i)))
     elif mode == LOG_TABLE:
         T, L = table_tuples(TL)
         for i in range(n):
@@ -452,6 +497,46 @@ def quantize_flat_serial(x, P, TL, mode, key, counter):
     quantize_span(x, P, TL, mode, key, counter)
 
 
+#: ``kernel_mode`` loop variants of a format on float64 values (``quantize_f64_span``), by mode:
+#: the threshold tables compare float32 inputs, so their formats (<= 8 levels, e_min > -1022)
+#: take the exponent-bits loops instead.
+F64_MODE = (GENERAL, FIXED_NE_SAT, FIXED_SR_SAT, FIXED_SR_WRAP, LOG_BITS, LOG_BITS, LOG_BITS_STOCH, LOG_BITS_STOCH)
+#: Values per block of the kernels that form exact float64 values and quantize them
+#: (``fixed_scale_round``, ``add_quantize_flat``): one pass forms a block, one quantizes it; the
+#: block stays in L1 and each pass is a plain loop that vectorizes.
+F64_BLOCK = 1024
+
+
+@register_jitable
+def quantize_f64_span(v, P, mode, key, counter, out):
+    """out[i] = float32(Q(v[i])) for float64 ``v`` with counter + i, in the loop variant ``mode``
+    (from ``F64_MODE``); ``out`` float32 of v's size."""
+    n = v.size
+    if mode == FIXED_NE_SAT:
+        sin, sout, qlo, qhi = P[7], P[8], P[9], P[10]
+        for i in range(n):
+            out[i] = np.float32(fixed_ne_sat(v[i], sin, sout, qlo, qhi))
+    elif mode == FIXED_SR_SAT:
+        sin, sout, qlo, qhi = P[7], P[8], P[9], P[10]
+        for i in range(n):
+            out[i] = np.float32(fixed_sr_sat(v[i], sin, sout, qlo, qhi, key, counter + np.uint64(i)))
+    elif mode == FIXED_SR_WRAP:
+        sin, sout, qlo, span = P[7], P[8], P[9], P[11]
+        for i in range(n):
+            out[i] = np.float32(fixed_sr_wrap(v[i], sin, sout, qlo, span, key, counter + np.uint64(i)))
+    elif mode == LOG_BITS:
+        alpha, e_min, flush = P[1], np.int64(P[2]), P[3] == 1.0
+        for i in range(n):
+            out[i] = np.float32(bits_value(v[i], alpha, e_min, flush))
+    elif mode == LOG_BITS_STOCH:
+        alpha, e_min, smallest = P[1], np.int64(P[2]), P[4]
+        for i in range(n):
+            out[i] = np.float32(bits_value_stoch(v[i], alpha, e_min, smallest, key, counter + np.uint64(i)))
+    else:
+        for i in range(n):
+            out[i] = np.float32(quant_value(v[i], P, key, counter + np.uint64(i)))
+
+
 @register_jitable
 def nonzero_columns(O, use):
     """Per batch row of O: the columns with O[b, j] != 0 (NaN included) and their values.
@@ -490,7 +575,7 @@ def update_rows(R, O, P, PA, TL, mode, key, counter, counter_a, out, i0, i1, idx
     if fixed_acc:
         mode = GENERAL
     log_mode = mode >= LOG_BITS
-    sin, sout, qlo, qhi = P[7], P[8], P[9], P[10]
+    sin, sout, qlo, qhi, span = P[7], P[8], P[9], P[10], P[11]
     alpha, e_min, flush, smallest = P[1], np.int64(P[2]), P[3] == 1.0, P[4]
     T, L = table_tuples(TL)
     acc = np.zeros(NI, np.float64)
@@ -527,6 +612,14 @@ def update_rows(R, O, P, PA, TL, mode, key, counter, counter_a, out, i0, i1, idx
             if mode == FIXED_NE_SAT:
                 for j in range(NI):
                     acc[j] += np.float64(np.float32(fixed_ne_sat(np.float64(r * ob[j]), sin, sout, qlo, qhi)))
+            elif mode == FIXED_SR_SAT:
+                for j in range(NI):
+                    acc[j] += np.float64(np.float32(fixed_sr_sat(np.float64(r * ob[j]), sin, sout, qlo, qhi,
+                                                                 key, c0 + np.uint64(j))))
+            elif mode == FIXED_SR_WRAP:
+                for j in range(NI):
+                    acc[j] += np.float64(np.float32(fixed_sr_wrap(np.float64(r * ob[j]), sin, sout, qlo, span,
+                                                                  key, c0 + np.uint64(j))))
             elif mode == LOG_TABLE:
                 for j in range(NI):
                     acc[j] += np.float64(table_value(r * ob[j], T, L))
@@ -563,8 +656,8 @@ def per_example_update(R, O, P, PA, TL, mode, key, counter, counter_a, out):
     One output row per parallel task; the batch is summed in order for every (i, j), so the
     result equals ``reference.per_example_update`` bit for bit. PA[0] == 2: fixed accumulator
     (then the general loop). ``(mode, TL)`` from ``kernel_mode`` of the update format: with float
-    accumulation, fixed nearest-even/saturate and the log formats run branch-free inner loops
-    (SIMD), stochastic underflow included; everything else the general one.
+    accumulation, fixed nearest-even/saturate, fixed stochastic rounding and the log formats run
+    branch-free inner loops (SIMD), stochastic underflow included; everything else the general one.
     """
     NO = R.shape[1]
     idx, val, cnt = nonzero_columns(O, mode >= LOG_BITS and PA[0] != 2.0)
@@ -1046,29 +1139,35 @@ def tanh_fprime_mul_flat(r, o):
 # --- stored weights -------------------------------------------------------------------------------
 
 @register_jitable
-def add_quantize_span(w, g, scale, P, key, counter):
+def add_quantize_span(w, g, scale, P, mode, key, counter):
     """w[i] = float32(Q(w[i] + scale * g[i])) in place (``scale`` float32: an exact float64
-    product), the sum in float64, counter + i."""
+    product), the sum rounded once in float64, counter + i; ``mode`` from ``F64_MODE``."""
+    n = w.size
     s = np.float64(scale)
-    for i in range(w.size):
-        w[i] = np.float32(quant_value(np.float64(w[i]) + s * np.float64(g[i]), P, key, counter + np.uint64(i)))
+    v = np.empty(F64_BLOCK, np.float64)
+    for b0 in range(0, n, F64_BLOCK):
+        m = min(F64_BLOCK, n - b0)
+        wb, gb = w[b0:b0 + m], g[b0:b0 + m]
+        for i in range(m):
+            v[i] = np.float64(wb[i]) + s * np.float64(gb[i])
+        quantize_f64_span(v[:m], P, mode, key, counter + np.uint64(b0), wb)
 
 
 @njit(parallel=True, cache=True)
-def add_quantize_flat(w, g, scale, P, key, counter):
+def add_quantize_flat(w, g, scale, P, mode, key, counter):
     """``reference.add_quantize`` in place on flat float32 ``w`` (parallel over chunks)."""
     n = w.size
     nchunks = (n + QUANTIZE_CHUNK - 1) // QUANTIZE_CHUNK
     for t in prange(nchunks):
         lo = t * QUANTIZE_CHUNK
         hi = min(n, lo + QUANTIZE_CHUNK)
-        add_quantize_span(w[lo:hi], g[lo:hi], scale, P, key, counter + np.uint64(lo))
+        add_quantize_span(w[lo:hi], g[lo:hi], scale, P, mode, key, counter + np.uint64(lo))
 
 
-@njit(cache=True)
-def add_quantize_flat_serial(w, g, scale, P, key, counter):
+@njit(cache=True, nogil=True)
+def add_quantize_flat_serial(w, g, scale, P, mode, key, counter):
     """``add_quantize_flat`` on the calling thread only."""
-    add_quantize_span(w, g, scale, P, key, counter)
+    add_quantize_span(w, g, scale, P, mode, key, counter)
 
 
 # --- bit-true learning channel: fixed-point accumulator products, f' table, scale and round -----
@@ -1254,33 +1353,18 @@ def fprime_lut_flat(o, values, lo_k, inv_span, k, out):
         fprime_lut_span(o[lo:hi], values, lo_k, inv_span, k, out[lo:hi])
 
 
-#: ``kernel_mode`` loop variants of a format on float64 inputs (``fixed_scale_round``): the
-#: threshold tables compare float32 inputs, so their formats (<= 8 levels, e_min > -1022) take
-#: the exponent-bits loops instead.
-F64_MODE = (GENERAL, FIXED_NE_SAT, LOG_BITS, LOG_BITS, LOG_BITS_STOCH, LOG_BITS_STOCH)
-
-
 @register_jitable
 def scale_round_span(J, fp, P, mode, key, counter, out):
     """out[i] = float32(Q(float64(J[i]) * float64(fp[i]))) with counter + i; ``mode`` from
-    ``F64_MODE`` (out may be J itself: element i is read before it is written)."""
+    ``F64_MODE`` (out may be J itself: a block is read whole before it is written)."""
     n = J.size
-    if mode == FIXED_NE_SAT:
-        sin, sout, qlo, qhi = P[7], P[8], P[9], P[10]
-        for i in range(n):
-            out[i] = np.float32(fixed_ne_sat(np.float64(J[i]) * np.float64(fp[i]), sin, sout, qlo, qhi))
-    elif mode == LOG_BITS:
-        alpha, e_min, flush = P[1], np.int64(P[2]), P[3] == 1.0
-        for i in range(n):
-            out[i] = np.float32(bits_value(np.float64(J[i]) * np.float64(fp[i]), alpha, e_min, flush))
-    elif mode == LOG_BITS_STOCH:
-        alpha, e_min, smallest = P[1], np.int64(P[2]), P[4]
-        for i in range(n):
-            out[i] = np.float32(bits_value_stoch(np.float64(J[i]) * np.float64(fp[i]), alpha, e_min, smallest,
-                                                 key, counter + np.uint64(i)))
-    else:
-        for i in range(n):
-            out[i] = np.float32(quant_value(np.float64(J[i]) * np.float64(fp[i]), P, key, counter + np.uint64(i)))
+    v = np.empty(F64_BLOCK, np.float64)
+    for b0 in range(0, n, F64_BLOCK):
+        m = min(F64_BLOCK, n - b0)
+        Jb, fb = J[b0:b0 + m], fp[b0:b0 + m]
+        for i in range(m):
+            v[i] = np.float64(Jb[i]) * np.float64(fb[i])
+        quantize_f64_span(v[:m], P, mode, key, counter + np.uint64(b0), out[b0:b0 + m])
 
 
 @njit(cache=True, nogil=True)

@@ -14,8 +14,9 @@ Per-call cost on the Numba backend is kept small, since the training loop quanti
 ~1000 elements thousands of times an epoch: a format's packed parameters, loop variant and level
 table are computed once per format (``_prep``, ``_code_plan``), RNG keys once per seed,
 ``quantize_`` on a contiguous float32 CPU tensor and ``per_example_update`` on contiguous float32
-CPU R, O and out take short paths, and arrays below ``SERIAL_MAX_QUANTIZE`` elements
-(``SERIAL_MAX_UPDATE`` products) run the kernels' serial twins, without a parallel launch.
+CPU R, O and out take short paths (so do ``fixed_scale_round`` and ``add_quantize_``), and arrays
+below ``SERIAL_MAX_QUANTIZE`` elements (``SERIAL_MAX_UPDATE`` products) run the kernels' serial
+twins, without a parallel launch, as do all elementwise kernels when Numba has one thread.
 
 The per-example update runs ``kernels.cpu.update_codes`` (exact sums of integer codes) where the
 format, accumulator, batch size and data allow it, and ``kernels.cpu.per_example_update``
@@ -204,11 +205,24 @@ def _keys(seed, counter):
     return _seed_key(seed), _u64(counter)
 
 
+def _one_thread() -> bool:
+    """Whether Numba runs one thread (then a parallel kernel only adds its launch cost). Asked
+    only for large calls: the question itself costs ~0.5 us."""
+    import numba
+    return numba.get_num_threads() == 1
+
+
+def _serial_flat(n: int) -> bool:
+    """Whether an elementwise kernel on ``n`` elements runs its serial twin: below
+    ``SERIAL_MAX_QUANTIZE``, or when Numba has one thread (a parallel launch then only costs)."""
+    return n < SERIAL_MAX_QUANTIZE or _one_thread()
+
+
 def _quantize_numba(flat: np.ndarray, fmt, seed, counter, prepared=None) -> None:
     """Numba quantization of a flat C-contiguous float32 array, in place."""
     cpu = _cpu()
     P, mode, table = _prep(fmt) if prepared is None else prepared
-    kern = cpu.quantize_flat_serial if flat.size < SERIAL_MAX_QUANTIZE else cpu.quantize_flat
+    kern = cpu.quantize_flat_serial if _serial_flat(flat.size) else cpu.quantize_flat
     kern(flat, P, table, mode, _seed_key(seed), _u64(counter))
 
 
@@ -656,6 +670,11 @@ def add_quantize_(w, g, scale: float, fmt, *, seed: int = 0, counter: int = 0, b
     sum exact, one rounding into ``fmt``'s grid); ``w``, ``g`` float32 of one shape; returns ``w``."""
     if tuple(w.shape) != tuple(g.shape):
         raise ValueError(f"add_quantize_: w has shape {tuple(w.shape)} and g {tuple(g.shape)}; they must match")
+    if backend == "numba" or backend == "auto":    # fast path: contiguous float32 on the CPU
+        flats = _fast_cpu((w, g), None)
+        if flats is not None:
+            _add_quantize_numba(flats[0], flats[1], scale, fmt, seed, counter)
+            return w
     be = _backend(backend, w, g)
     key, c0 = _keys(seed, counter)
     if be == "cuda":
@@ -672,12 +691,19 @@ def add_quantize_(w, g, scale: float, fmt, *, seed: int = 0, counter: int = 0, b
         return w
     flat = wv.reshape(-1) if wv.flags.c_contiguous else None
     target = flat if flat is not None else _c(wv).reshape(-1)
-    cpu = _cpu()
-    kern = cpu.add_quantize_flat_serial if target.size < SERIAL_MAX_QUANTIZE else cpu.add_quantize_flat
-    kern(target, _c(gv).reshape(-1), np.float32(scale), _params(fmt), key, c0)
+    _add_quantize_numba(target, _c(gv).reshape(-1), scale, fmt, seed, counter)
     if flat is None:
         np.copyto(wv, target.reshape(wv.shape))
     return w
+
+
+def _add_quantize_numba(w: np.ndarray, g: np.ndarray, scale, fmt, seed, counter) -> None:
+    """``kernels.cpu.add_quantize_flat`` (serial twin for small arrays or one thread) on flat
+    C-contiguous float32 ``w`` (in place) and ``g``, in the format's float64 loop variant."""
+    cpu = _cpu()
+    P, mode, _ = _prep(fmt)
+    kern = cpu.add_quantize_flat_serial if _serial_flat(w.size) else cpu.add_quantize_flat
+    kern(w, g, np.float32(scale), P, cpu.F64_MODE[mode], _seed_key(seed), _u64(counter))
 
 
 # --- bit-true learning channel: fixed-point accumulator products, f' table, scale and round -----
@@ -706,13 +732,6 @@ fprime_table = reference.fprime_table
 SERIAL_MAX_PRODUCT = 1 << 18
 
 _VALIDATED: dict = {}
-
-
-def _one_thread() -> bool:
-    """Whether Numba runs one thread (then a parallel kernel only adds its launch cost). Asked
-    only for large calls: the question itself costs ~0.5 us."""
-    import numba
-    return numba.get_num_threads() == 1
 
 
 def _validated(a, b, extra, make):
@@ -998,7 +1017,7 @@ def fixed_scale_round(J, fp, out_fmt, *, seed: int = 0, counter: int = 0, out=No
 def _scale_round_numba(J, fp, out_fmt, seed, counter, res) -> None:
     P, mode, _ = _prep(out_fmt)
     cpu = _cpu()
-    kern = cpu.fixed_scale_round_serial if J.size < SERIAL_MAX_QUANTIZE else cpu.fixed_scale_round
+    kern = cpu.fixed_scale_round_serial if _serial_flat(J.size) else cpu.fixed_scale_round
     kern(J, fp, P, cpu.F64_MODE[mode], _seed_key(seed), _u64(counter), res)
 
 

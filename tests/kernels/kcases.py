@@ -10,7 +10,9 @@ from lowbit_rbp.core.formats import FixedPoint, Float32, LogQuant
 
 # The Numba kernels pick a loop per format (kernels.cpu.kernel_mode): threshold tables for log
 # formats with <= 8 levels (LOG_TABLE[_STOCH]), exponent bits for more levels with e_min > -1022
-# (LOG_BITS[_STOCH]), the general loop otherwise; every one of them appears here.
+# (LOG_BITS[_STOCH]), fixed nearest-even/saturate (FIXED_NE_SAT), fixed stochastic rounding with
+# saturation or wrap (FIXED_SR_SAT / FIXED_SR_WRAP), the general loop otherwise; every one of them
+# appears here.
 LOG_FORMATS = [
     LogQuant(2, 3, "clip"),
     LogQuant(2, 1),                                 # 1 bit: sign only, underflow irrelevant
@@ -29,6 +31,7 @@ LOG_FORMATS = [
 ]
 FIXED_FORMATS = [
     FixedPoint(8, 6),
+    FixedPoint(4, 3, rounding="stochastic"),         # the bit-true channel's signals and errors
     FixedPoint(8, 4, rounding="nearest_away"),
     FixedPoint(6, 3, signed=False, rounding="truncate"),
     FixedPoint(12, 8, rounding="stochastic", overflow="wrap"),
@@ -76,6 +79,22 @@ def awkward_values(n: int, rng: np.random.Generator, scale: float = 1.0) -> np.n
     out = np.concatenate([special, body])[:n]
     rng.shuffle(out)
     return out
+
+
+def fixed_edge_values(fmt) -> np.ndarray:
+    """float32 values at a FixedPoint format's awkward points: the codes at and next to both range
+    ends and around zero, each exactly on the grid, half an LSB off (ties), a small fraction of an
+    LSB off and just short of the next code; the float32 neighbours of the range ends; signed zeros,
+    NaN, infinities and the largest float32 values."""
+    lsb = 2.0 ** -fmt.frac
+    lo, hi = float(fmt.int_min), float(fmt.int_max)
+    codes = np.array([lo - 2, lo - 1, lo, lo + 1, -2.0, -1.0, 0.0, 1.0, 2.0, hi - 1, hi, hi + 1, hi + 2])
+    offsets = np.array([0.0, 0.5, -0.5, 2.0 ** -10, -(2.0 ** -10), 1.0 - 2.0 ** -12])
+    grid = ((codes[:, None] + offsets[None, :]) * lsb).ravel().astype(np.float32)
+    ends = np.array([lo * lsb, hi * lsb], np.float32)
+    neighbours = np.concatenate([np.nextafter(ends, np.float32(-np.inf)), np.nextafter(ends, np.float32(np.inf))])
+    special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 3.4e38, -3.4e38, 1e-45, -1e-45], np.float32)
+    return np.concatenate([grid, neighbours, special])
 
 
 def same_bits(a, b) -> bool:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from kcases import FIXED_FORMATS, FORMATS, awkward_values, same_bits
-from kernels import dispatch, reference
+from kcases import FIXED_FORMATS, FORMATS, awkward_values, describe_diff, fixed_edge_values, same_bits
+from kernels import cpu, dispatch, reference
 from lowbit_rbp.core.formats import FixedPoint
 
 
@@ -37,6 +37,57 @@ def test_sum_is_exact_before_the_one_rounding():
     assert got[0] == np.float32(0.5 + 2.0 ** -23)       # the exact sum is past the midpoint
     dispatch.add_quantize_(w, g, 1.0, fmt, backend="numba")
     assert w[0] == got[0]
+
+
+@pytest.mark.parametrize("fmt", [FixedPoint(8, 0, rounding="stochastic"),
+                                 FixedPoint(8, 0, rounding="stochastic", overflow="wrap")], ids=lambda f: f.spec)
+def test_stochastic_rounding_floors_the_float64_sum_with_the_uniform(fmt):
+    """The code is floor(fl(y + u)), the reference's float64 add of the uniform, not the exact
+    floor(y + u): with u_i the uniform of element i, w = 1 - u_i and scale * g = -2^-55 give
+    y = 1 - u_i - 2^-55 exactly; for u_i in (0.75, 0.875] the sum y + u_i = 1 - 2^-55 rounds to 1
+    in float64 (the float64 below 1 are 2^-53 apart), so the code is 1 where the exact floor is 0.
+    Counters wrap mod 2^64 inside the call; serial and parallel kernels, both loops."""
+    n = 3000
+    seed, counter = 5, 2 ** 64 - 1000
+    u = reference.uniform_counter(n, seed, counter)
+    w = (1.0 - u).astype(np.float32)                     # exact: u is on the 2^-24 grid
+    g = np.full(n, -(2.0 ** -25), np.float32)
+    scale = 2.0 ** -30
+    y = w.astype(np.float64) + scale * g.astype(np.float64)
+    near = (u > 0.75) & (u <= 0.875)
+    assert near.sum() > 200 and np.all(y[near] < 1.0 - u[near])   # exactly: floor(y + u) = 0 there
+    want = reference.add_quantize(w, g, scale, fmt, seed=seed, counter=counter)
+    assert np.all(want[near] == 1.0)
+    P, mode, _ = dispatch._prep(fmt)
+    key, c = dispatch._keys(seed, counter)
+    for m in (cpu.F64_MODE[mode], cpu.GENERAL):
+        for kern in (cpu.add_quantize_flat, cpu.add_quantize_flat_serial):
+            got = w.copy()
+            kern(got, g, np.float32(scale), P, m, key, c)
+            assert same_bits(got, want), describe_diff(got, want)
+
+
+@pytest.mark.parametrize("fmt", [f for f in FIXED_FORMATS if f.rounding == "stochastic"], ids=lambda f: f.spec)
+def test_stochastic_fixed_range_ends_grid_points_and_ties(fmt):
+    """Stored weights at and next to the range ends, on grid points, half an LSB off, plus NaN,
+    inf and -0, moved by gradients of zero, +-half an LSB and +-one LSB; through the dispatch API
+    (torch tensors, the short path) and the kernels in the format's loop."""
+    edge = fixed_edge_values(fmt)
+    lsb = np.float32(2.0 ** -fmt.frac)
+    steps = np.array([0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 2.0 ** -20], np.float32) * lsb
+    w = np.repeat(edge, steps.size)
+    g = np.tile(steps, edge.size)
+    want = reference.add_quantize(w, g, 1.0, fmt, seed=11, counter=2 ** 64 - 3)
+    t = torch.from_numpy(w.copy())
+    assert dispatch.add_quantize_(t, torch.from_numpy(g), 1.0, fmt, seed=11, counter=2 ** 64 - 3,
+                                  backend="auto") is t
+    assert same_bits(t.numpy(), want), describe_diff(t.numpy(), want)
+    P, mode, _ = dispatch._prep(fmt)
+    key, c = dispatch._keys(11, 2 ** 64 - 3)
+    for kern in (cpu.add_quantize_flat, cpu.add_quantize_flat_serial):
+        got = w.copy()
+        kern(got, g, np.float32(1.0), P, cpu.F64_MODE[mode], key, c)
+        assert same_bits(got, want), describe_diff(got, want)
 
 
 def test_saturates_and_wraps_at_the_format_range():

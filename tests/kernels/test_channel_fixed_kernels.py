@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from kcases import awkward_values, describe_diff, same_bits
-from kernels import dispatch, reference
+from kcases import awkward_values, describe_diff, fixed_edge_values, same_bits
+from kernels import cpu, dispatch, reference
 from lowbit_rbp.core.formats import FixedPoint, Float32, LogQuant
 
 ACCS = [FixedPoint(12, 6), FixedPoint(12, 6, overflow="wrap"), FixedPoint(8, 4, signed=False),
@@ -431,6 +431,7 @@ def test_fprime_table_bad_activation_and_empty_table():
 # --- fixed_scale_round --------------------------------------------------------------------------
 
 SCALE_FORMATS = [FixedPoint(8, 4), FixedPoint(8, 4, rounding="stochastic"), FixedPoint(6, 3, overflow="wrap"),
+                 FixedPoint(4, 3, rounding="stochastic"), FixedPoint(6, 3, rounding="stochastic", overflow="wrap"),
                  FixedPoint(10, 6, rounding="truncate", signed=False), LogQuant(2, 3), LogQuant(2, 3, "clip"),
                  LogQuant(0.1, 5, "flush"), LogQuant(2, 10), LogQuant(2.0 ** 1000, 12, "flush", "full"),
                  Float32(), None]
@@ -460,6 +461,31 @@ def test_fixed_scale_round_is_one_rounding_of_the_exact_product():
         got = dispatch.fixed_scale_round(J, fp, fmt, backend=backend)
         assert float(got[0]) == 1 + 2.0 ** -18
         assert float(got[1]) == round(float(np.float32(0.3)) * 0.5 * 2 ** 18) / 2 ** 18
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")     # inf * 0 in the reference
+@pytest.mark.parametrize("fmt", [FixedPoint(4, 3, rounding="stochastic"), FixedPoint(8, 4, signed=False, rounding="stochastic"),
+                                 FixedPoint(6, 3, rounding="stochastic", overflow="wrap")], ids=lambda f: f.spec)
+def test_fixed_scale_round_stochastic_at_range_ends_grid_points_and_ties(fmt):
+    """The signal's stochastic rounding (the bit-true channel's FIXED_SR loops) on J at and next to
+    the range ends, on grid points and half an LSB off, NaN, inf and -0, times f' values that keep
+    them (1, 1 - 2^-24) or move them (0.5, -1, +-0); in place on torch tensors (the channel's call)
+    and into a NumPy out, with counters that wrap mod 2^64 inside the call, serial and parallel."""
+    edge = fixed_edge_values(fmt)
+    fps = np.array([1.0, 1.0 - 2.0 ** -24, 0.5, -1.0, 0.0, -0.0], np.float32)
+    J = np.repeat(edge, fps.size)
+    fp = np.tile(fps, edge.size)
+    want = reference.fixed_scale_round(J, fp, fmt, seed=3, counter=2 ** 64 - 50)
+    Jt = torch.from_numpy(J.copy())
+    assert dispatch.fixed_scale_round(Jt, torch.from_numpy(fp), fmt, seed=3, counter=2 ** 64 - 50, out=Jt,
+                                      backend="auto") is Jt
+    check(Jt.numpy(), want)
+    P, mode, _ = dispatch._prep(fmt)
+    key, c = dispatch._keys(3, 2 ** 64 - 50)
+    for kern in (cpu.fixed_scale_round, cpu.fixed_scale_round_serial):
+        out = np.full(J.size, np.nan, np.float32)
+        kern(J, fp, P, cpu.F64_MODE[mode], key, c, out)
+        check(out, want)
 
 
 def test_fixed_scale_round_counters_and_in_place():

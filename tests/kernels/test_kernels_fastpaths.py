@@ -1,12 +1,13 @@
 """The Numba kernels' specialised loops == the NumPy reference, bit for bit.
 
-``kernels.cpu.kernel_mode`` sends each format to one loop (fixed nearest-even/saturate, log
-threshold tables with deterministic or stochastic underflow, log exponent bits with deterministic
-or stochastic underflow, or the general loop), each kernel has a parallel and a serial twin, and
-``per_example_update`` skips zero inputs in the log loops. Every combination is checked here on
-awkward values (zeros of both signs, NaN, inf, subnormals, values at and next to every level
-threshold), on empty, one-element, odd and multi-chunk sizes, and through the dispatch API on both
-sides of its serial/parallel switch.
+``kernels.cpu.kernel_mode`` sends each format to one loop (fixed nearest-even/saturate, fixed
+stochastic rounding with saturation or wrap, log threshold tables with deterministic or stochastic
+underflow, log exponent bits with deterministic or stochastic underflow, or the general loop), each
+kernel has a parallel and a serial twin, and ``per_example_update`` skips zero inputs in the log
+loops. Every combination is checked here on awkward values (zeros of both signs, NaN, inf,
+subnormals, values at and next to every level threshold, fixed-point grid points, ties and range
+ends), on empty, one-element, odd and multi-chunk sizes, and through the dispatch API on both sides
+of its serial/parallel switch.
 """
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from kcases import ACCUMULATORS, awkward_values, describe_diff, same_bits
+from kcases import ACCUMULATORS, awkward_values, describe_diff, fixed_edge_values, same_bits
 from kernels import cpu, dispatch, reference
 from lowbit_rbp.core.formats import FixedPoint, Float32, LogQuant
 
-MODES = {cpu.GENERAL: "general", cpu.FIXED_NE_SAT: "fixed_ne_sat", cpu.LOG_BITS: "log_bits",
-         cpu.LOG_TABLE: "log_table", cpu.LOG_TABLE_STOCH: "log_table_stoch", cpu.LOG_BITS_STOCH: "log_bits_stoch"}
+MODES = {cpu.GENERAL: "general", cpu.FIXED_NE_SAT: "fixed_ne_sat", cpu.FIXED_SR_SAT: "fixed_sr_sat",
+         cpu.FIXED_SR_WRAP: "fixed_sr_wrap", cpu.LOG_BITS: "log_bits", cpu.LOG_TABLE: "log_table",
+         cpu.LOG_TABLE_STOCH: "log_table_stoch", cpu.LOG_BITS_STOCH: "log_bits_stoch"}
 
 # One or more formats per loop; the paper's formats (log alpha=2 / 0.1, 1..5 bits, default
 # stochastic underflow) first.
@@ -33,6 +35,10 @@ MODE_FORMATS = [
     LogQuant(2, 10, "clip"), LogQuant(0.1, 9), LogQuant(2, 5, "flush", "full"), LogQuant(1e-45, 3, "clip"),
     LogQuant(2.0 ** -6, 12, "stochastic", "full"),
     FixedPoint(8, 6), FixedPoint(12, 8, rounding="stochastic"), Float32(),
+    FixedPoint(4, 3, rounding="stochastic"),                      # the bit-true channel's signals
+    FixedPoint(6, 3, signed=False, rounding="stochastic"), FixedPoint(12, 8, rounding="stochastic", overflow="wrap"),
+    FixedPoint(32, 3, rounding="stochastic", overflow="wrap"),  # codes beyond float32's 24 bits
+    FixedPoint(8, 4, rounding="nearest_away"),                   # fixed point in the general loop
 ]
 FMT_IDS = [f.spec for f in MODE_FORMATS]
 
@@ -52,8 +58,10 @@ def threshold_values(fmt) -> np.ndarray:
 
 def inputs(fmt, n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    scale = float(fmt.alpha) if getattr(fmt, "kind", None) == "log" and fmt.alpha < 1e30 else 1.0
-    x = np.concatenate([threshold_values(fmt), awkward_values(n, rng, scale=scale),
+    kind = getattr(fmt, "kind", None)
+    scale = float(fmt.alpha) if kind == "log" and fmt.alpha < 1e30 else 1.0
+    edges = fixed_edge_values(fmt) if kind == "fixed" else threshold_values(fmt)
+    x = np.concatenate([edges, awkward_values(n, rng, scale=scale),
                         (scale * rng.normal(0, 0.3, n)).astype(np.float32)])
     rng.shuffle(x)
     return x[:n]
@@ -64,6 +72,13 @@ def test_every_loop_is_covered():
     assert cpu.kernel_mode(LogQuant(2, 3))[0] == cpu.LOG_TABLE_STOCH          # the paper's default
     assert cpu.kernel_mode(LogQuant(0.1, 1))[0] == cpu.LOG_TABLE               # 1 bit: no underflow
     assert cpu.kernel_mode(LogQuant(1e-45, 3, "clip"))[0] == cpu.LOG_BITS      # a level 0 in float32
+    assert cpu.kernel_mode(FixedPoint(4, 3, rounding="stochastic"))[0] == cpu.FIXED_SR_SAT
+    assert cpu.kernel_mode(FixedPoint(6, 3, rounding="stochastic", overflow="wrap"))[0] == cpu.FIXED_SR_WRAP
+    assert cpu.kernel_mode(FixedPoint(6, 3, rounding="truncate"))[0] == cpu.GENERAL
+    # the float64 kernels (scale and round, add_quantize) keep every other loop, and take the
+    # exponent-bits loops for the table formats (tables compare float32 inputs)
+    f64 = {cpu.LOG_TABLE: cpu.LOG_BITS, cpu.LOG_TABLE_STOCH: cpu.LOG_BITS_STOCH}
+    assert len(cpu.F64_MODE) == len(MODES) and all(cpu.F64_MODE[m] == f64.get(m, m) for m in MODES)
 
 
 @pytest.mark.parametrize("fmt", [f for f in MODE_FORMATS if cpu.kernel_mode(f)[1] is not cpu.NO_TABLE],
@@ -101,6 +116,36 @@ def test_quantize_serial_and_parallel_kernels_equal_reference(fmt, n):
             y = x.copy()
             kern(y, P, table, mode, key, c)
             check(y, want)
+
+
+F64_SIZES = [0, 1, 7, cpu.F64_BLOCK - 1, cpu.F64_BLOCK, cpu.F64_BLOCK + 1, 3001, 2 * cpu.QUANTIZE_CHUNK + 77]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning",
+                            "ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("fmt", MODE_FORMATS, ids=FMT_IDS)
+def test_float64_kernels_serial_and_parallel_equal_reference(fmt):
+    """``fixed_scale_round`` and ``add_quantize_flat`` (both quantize exact float64 values, block by
+    block) in the format's ``F64_MODE`` loop and in the general loop, on sizes around the block
+    and chunk sizes, with counters that wrap mod 2^64 inside the call."""
+    P, mode, _ = dispatch._prep(fmt)
+    for n in F64_SIZES:
+        rng = np.random.default_rng(n)
+        J, fp = inputs(fmt, n, seed=n), inputs(fmt, n, seed=n + 1)
+        g = awkward_values(n, rng)
+        for seed, counter in [(3, 10), (2 ** 64 - 1, 2 ** 64 - 5)]:
+            key, c = dispatch._keys(seed, counter)
+            want_sr = reference.fixed_scale_round(J, fp, fmt, seed=seed, counter=counter)
+            want_aq = reference.add_quantize(J, g, 0.375, fmt, seed=seed, counter=counter)
+            for m in (cpu.F64_MODE[mode], cpu.GENERAL):
+                for kern in (cpu.fixed_scale_round, cpu.fixed_scale_round_serial):
+                    out = np.full(n, np.nan, np.float32)
+                    kern(J, fp, P, m, key, c, out)
+                    check(out, want_sr)
+                for kern in (cpu.add_quantize_flat, cpu.add_quantize_flat_serial):
+                    w = J.copy()
+                    kern(w, g, np.float32(0.375), P, m, key, c)
+                    check(w, want_aq)
 
 
 @pytest.mark.parametrize("fmt", MODE_FORMATS, ids=FMT_IDS)
@@ -264,3 +309,52 @@ def test_prepared_formats_are_cached_by_value_and_identity():
     assert dispatch._seed_key(5) == reference.seed_key(5)
     assert dispatch._seed_key(2 ** 64 + 5) == reference.seed_key(5)
     assert dispatch._u64(2 ** 64 + 3) == np.uint64(3) and dispatch._u64(-1) == np.uint64(2 ** 64 - 1)
+
+
+# --- the serial / parallel switch at one thread ---------------------------------------------------
+
+@pytest.fixture
+def numba_threads():
+    """Sets Numba's thread count for a test (restoring it, and torch's, afterwards)."""
+    import numba
+    old, old_torch = numba.get_num_threads(), torch.get_num_threads()
+    yield numba.set_num_threads
+    numba.set_num_threads(old)
+    torch.set_num_threads(old_torch)
+
+
+def test_elementwise_kernels_run_serially_at_one_thread(numba_threads, monkeypatch):
+    """With one Numba thread a large quantize, scale-and-round or stored-weight update runs the
+    serial twin (a parallel launch would only cost); with two the parallel kernel. Same bits."""
+    import numba
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("Numba has one thread here: the parallel side cannot be checked")
+    fmt = FixedPoint(8, 6, rounding="stochastic")
+    n = dispatch.SERIAL_MAX_QUANTIZE + 5
+    x, g = inputs(fmt, n, seed=1), awkward_values(n, np.random.default_rng(1))
+    want_q = reference.quantize(x, fmt, seed=2, counter=9)
+    want_sr = reference.fixed_scale_round(x, g, fmt, seed=2, counter=9)
+    want_aq = reference.add_quantize(x, g, 0.5, fmt, seed=2, counter=9)
+    parallel = {"quantize_flat": cpu.quantize_flat, "fixed_scale_round": cpu.fixed_scale_round,
+                "add_quantize_flat": cpu.add_quantize_flat}
+    calls = []
+
+    def recorded(name):
+        def kern(*args):
+            calls.append(name)
+            return parallel[name](*args)
+        return kern
+    for name in parallel:
+        monkeypatch.setattr(cpu, name, recorded(name))
+    for threads, want_calls in [(1, []), (2, sorted(parallel))]:
+        numba_threads(threads)
+        calls.clear()
+        y = x.copy()
+        dispatch.quantize_(y, fmt, seed=2, counter=9, backend="numba")
+        check(y, want_q)
+        with np.errstate(invalid="ignore"):
+            check(dispatch.fixed_scale_round(x, g, fmt, seed=2, counter=9, backend="numba"), want_sr)
+        w = torch.from_numpy(x.copy())
+        dispatch.add_quantize_(w, torch.from_numpy(g), 0.5, fmt, seed=2, counter=9, backend="auto")
+        check(w.numpy(), want_aq)
+        assert sorted(calls) == want_calls, threads

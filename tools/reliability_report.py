@@ -12,7 +12,6 @@ them. Exit status 1 if a test failed or a fault class has no test.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -70,8 +69,8 @@ def markdown(faults: dict, plugin: Outcomes, command: str, mode: str) -> tuple[s
     for nodeid, ids in plugin.faults.items():
         for fid in ids:
             tests[fid][_function(nodeid)].append(plugin.outcome.get(nodeid, "not run"))
-    version = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
-                             text=True).stdout.strip() or "unknown"
+    from lowbit_rbp.results.sweep import code_version
+    version = code_version()
     lines = [
         "# Reliability: faults injected and what lowbit-rbp does",
         "",

@@ -287,13 +287,18 @@ def _run_one_args(args):
 
 
 def code_version() -> str:
-    """``git describe --always --dirty`` of the source tree, else the package version."""
-    root = Path(__file__).resolve().parent.parent
+    """The commit of the source tree (``git describe --always --tags``), with ``-dirty`` when a
+    tracked file outside ``reports/`` differs from it (generated reports change no code, so
+    writing them keeps the next report's version clean); else the package version."""
+    root = Path(__file__).resolve().parent.parent.parent
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=root, capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(["git", "describe", "--always", "--tags"], cwd=root, capture_output=True, text=True,
+                             timeout=10)
         if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
+            changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                      ":(exclude)reports"], cwd=root, capture_output=True, text=True, timeout=10)
+            dirty = changed.returncode != 0 or bool(changed.stdout.strip())
+            return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
     from importlib.metadata import PackageNotFoundError, version

@@ -16,7 +16,8 @@ at the same thread count, 1 by default):
     (fixed:w=12,f=5, which holds every product of the 3-bit log error and the fixed:w=6,f=4
     feedback, ``check_accumulator_holds``) vs ``torch.mm``;
 (c) dispatch overhead: the dispatch call (torch tensors in, ``out=`` given) minus the direct
-    Numba kernel call on the same arrays, and the Numba call itself on empty arrays.
+    Numba kernel call on the same arrays; the fixed cost of a call: the Numba call itself on empty
+    arrays, the sparse kernel and torch.mm on an empty batch.
 
 Every Numba result is checked bit for bit against the NumPy reference before it is timed.
 
@@ -107,25 +108,29 @@ def bench_shape(name: str, shape, repeats: int, inner: int, out: Tables, rows: l
 
 
 def bench_overhead(repeats: int, inner: int, out: Tables) -> dict:
-    """Dispatch minus direct kernel call, on the SRBP shape (the smallest, where it matters most)."""
+    """Dispatch minus direct kernel call, on the SRBP shape (the smallest, where it matters most),
+    and the fixed cost of a call: each kernel and torch.mm on an empty batch."""
     cpu = dispatch._cpu()
     rng = np.random.default_rng(1)
     R, dense, sparse = operands(10, 100, True, rng)
     lists = dispatch.binary_to_index_lists(sparse)
-    Rt, Dt = torch.from_numpy(R), torch.from_numpy(dense)
+    Rt, Dt, St = torch.from_numpy(R), torch.from_numpy(dense), torch.from_numpy(sparse)
     J = torch.empty(BATCH, 100)
     Jn = J.numpy()
     PA = dispatch._params(ACC)
-    signs = np.zeros(0, np.int8)
-    oscale = PA[8] * lists.scale
+    plan = cpu.sparse_plan(lists.indptr, lists.indices, 10)
+    params = cpu.sparse_params(PA, PA[8] * lists.scale)
     R0, D0, J0 = np.zeros((0, 10), np.float32), np.zeros((10, 0), np.float32), np.zeros((0, 0), np.float32)
+    R0t, J0t = torch.zeros(0, 10), torch.zeros(0, 100)
+    J0n = J0t.numpy()
     t = _medians_us({
         "fixed dense, dispatch": lambda: dispatch.fixed_product(Rt, Dt, ACC, out=J, backend="numba"),
         "fixed dense, kernel": lambda: cpu.fixed_product_serial(R, dense, PA, Jn),
         "fixed dense, empty kernel": lambda: cpu.fixed_product_serial(R0, D0, PA, J0),
         "fixed lists, dispatch": lambda: dispatch.fixed_sparse_product(Rt, lists, ACC, out=J, backend="numba"),
-        "fixed lists, kernel": lambda: cpu.fixed_sparse_product_serial(R, lists.indptr, lists.indices, signs, PA,
-                                                                        oscale, Jn),
+        "fixed lists, kernel": lambda: cpu.sparse_product_serial(R, plan, params, Jn),
+        "fixed lists, empty batch": lambda: cpu.sparse_product_serial(R0, plan, params, J0n),
+        "torch.mm, empty batch": lambda: torch.mm(R0t, St, out=J0t),
     }, repeats, inner)
     out.emit("| call | dispatch (us) | direct kernel (us) | dispatch overhead (us) |")
     out.emit("|---|---|---|---|")
@@ -133,6 +138,8 @@ def bench_overhead(repeats: int, inner: int, out: Tables) -> dict:
         d, k = t[f"{name}, dispatch"], t[f"{name}, kernel"]
         out.emit(f"| {name} (SRBP shape) | {d:.2f} | {k:.2f} | {d - k:.2f} |")
     out.emit(f"| Numba call alone (empty arrays) | - | {t['fixed dense, empty kernel']:.2f} | - |")
+    out.emit(f"| sparse kernel, empty batch (SRBP lists) | - | {t['fixed lists, empty batch']:.2f} | - |")
+    out.emit(f"| torch.mm, empty batch (SRBP matrix) | {t['torch.mm, empty batch']:.2f} | - | - |")
     return {k: round(v, 3) for k, v in t.items()}
 
 

@@ -454,7 +454,10 @@ def sparse_feedback_product(R, index_lists, scale=None, out=None, *, backend: st
     backend, lists are checked once per object (see ``_validated``): do not change them in place.
     """
     if backend == "numba" or backend == "auto":
-        res = _sparse_fast(R, index_lists, None, scale, _params(None), out, "sparse_feedback_product")
+        call = _SPARSE_CALLS.get((id(index_lists), id(R), id(out), _NONE_ID, _NONE_ID))
+        if call is not None and call.scale == scale and call.current():
+            return call.run()
+        res = _sparse_fast(R, index_lists, None, scale, None, out, "sparse_feedback_product")
         if res is not None:
             return res
     be = _backend(backend, R, out)
@@ -479,7 +482,8 @@ def sparse_feedback_product(R, index_lists, scale=None, out=None, *, backend: st
     if be == "numpy":
         return _wrap_like(reference.sparse_feedback_product(Rv, lists), R, out)
     res = np.empty(shape, np.float32)
-    _sparse_numba(_c(Rv), (indptr, indices, None, float(scale)), _params(None), res)
+    _sparse_numba(_c(Rv), _sparse_operands(index_lists, None, scale, tuple(Rv.shape), "sparse_feedback_product"),
+                  None, res)
     return _wrap_like(res, R, out)
 
 
@@ -866,6 +870,7 @@ def _sparse_operands(index_lists, signs, scale, r_shape, what: str):
 
 
 _NO_SIGNS = np.zeros(0, np.int8)
+_NONE_ID = id(None)                                # the float product's signs and accumulator
 
 
 def fixed_sparse_product(R, index_lists, acc, signs=None, *, scale=None, out=None, backend: str = "numpy"):
@@ -880,8 +885,10 @@ def fixed_sparse_product(R, index_lists, acc, signs=None, *, scale=None, out=Non
     Lists and signs are checked once per object (``_validated``): do not change them in place.
     """
     if backend == "numba" or backend == "auto":
-        res = _sparse_fast(R, index_lists, signs, scale, _acc_params(acc, "fixed_sparse_product"), out,
-                           "fixed_sparse_product")
+        call = _SPARSE_CALLS.get((id(index_lists), id(R), id(out), id(signs), id(acc)))
+        if call is not None and call.scale == scale and call.current():
+            return call.run()
+        res = _sparse_fast(R, index_lists, signs, scale, acc, out, "fixed_sparse_product")
         if res is not None:
             return res
     be = _backend(backend, R, out)
@@ -905,12 +912,57 @@ def fixed_sparse_product(R, index_lists, acc, signs=None, *, scale=None, out=Non
         return _wrap_like(reference.fixed_sparse_product(_host(R, "R"), lists, acc, signs8 if signs8.size else None),
                           R, out)
     res, direct = _cpu_out(out, shape)
-    _sparse_numba(_cpu_in(R, "R"), ops, PA, res)
+    _sparse_numba(_cpu_in(R, "R"), ops, acc, res)
     return _deliver(res, direct, R, out)
 
 
-def _sparse_fast(R, index_lists, signs, scale, PA, out, what: str):
-    """The Numba fast path of the sparse products (contiguous float32 CPU operands), else None."""
+# The Numba sparse kernel (``kernels.cpu.sparse_product``) takes R, a plan of the lists (their
+# distinct lists, ``cpu.sparse_plan``), float64 parameters (the accumulator's, or float ones, and
+# the output scale; ``cpu.sparse_params``) and out; plan and parameters are made once per operand
+# objects. The channel calls with the same lists, R and out tensors every minibatch: such a call
+# is kept whole (``_SparseCall``), and repeating it costs ~0.5 us of checks where preparing it
+# again costs ~2 us, about as much as the product itself (batch 100 x 10 senders x 100).
+
+def _sparse_kernel_args(ops, fmt, n_senders: int):
+    """``(plan, params, few_lists)`` of operands ``ops`` (``_sparse_operands``) and an accumulator
+    ``fmt`` (None: the float product), made once per (ops, fmt) object pair."""
+    def make():
+        cpu = _cpu()
+        indptr, indices, signs8, scale = ops
+        if fmt is None:
+            params = cpu.sparse_params(_params(None), scale)
+        else:
+            PA = _acc_params(fmt, "fixed_sparse_product")
+            params = cpu.sparse_params(PA, PA[8] * scale)
+        plan = cpu.sparse_plan(indptr, indices, n_senders, signs8 if signs8.size else None)
+        return plan, params, indptr.size <= cpu.SPARSE_CHUNK + 1
+    return _validated(ops, fmt, "sparse kernel", make)
+
+
+def _sparse_kernel(batch: int, ops, few_lists: bool, *, ask_threads: bool = True):
+    """The serial twin for small calls (below ``SERIAL_MAX_PRODUCT`` terms, or few lists) and at
+    one Numba thread (asked only if ``ask_threads``; else None where only that decides), else the
+    parallel kernel."""
+    cpu = _cpu()
+    if few_lists or batch * (ops[1].size + ops[0].size) < SERIAL_MAX_PRODUCT:
+        return cpu.sparse_product_serial
+    if not ask_threads:
+        return None
+    return cpu.sparse_product_serial if _one_thread() else cpu.sparse_product
+
+
+def _sparse_numba(R, ops, fmt, res) -> None:
+    """The Numba sparse product of C-contiguous float32 R into ``res``; ``fmt`` the accumulator
+    (None: the float product)."""
+    plan, params, few_lists = _sparse_kernel_args(ops, fmt, R.shape[1])
+    _sparse_kernel(R.shape[0], ops, few_lists)(R, plan, params, res)
+
+
+def _sparse_fast(R, index_lists, signs, scale, fmt, out, what: str):
+    """The Numba fast path of the sparse products (contiguous float32 CPU operands), else None.
+    A call on torch tensors R and out is kept (``_SPARSE_CALLS``) for the next with the same objects."""
+    if fmt is not None:
+        _acc_params(fmt, what)                      # a bad accumulator is refused before anything else
     flats = _fast_cpu((R,), out)
     if flats is None or len(R.shape) != 2:
         return None
@@ -920,22 +972,52 @@ def _sparse_fast(R, index_lists, signs, scale, PA, out, what: str):
     if out is not None and out.shape != shape:
         return None
     res = flats[1].reshape(shape) if out is not None else np.empty(shape, np.float32)
-    _sparse_numba(flats[0].reshape(r_shape), ops, PA, res)
-    return _result(res, R, out)
+    Rv = flats[0].reshape(r_shape)
+    torch = sys.modules.get("torch")
+    if out is None or torch is None or type(R) is not torch.Tensor or type(out) is not torch.Tensor:
+        _sparse_numba(Rv, ops, fmt, res)
+        return _result(res, R, out)
+    call = _SparseCall((index_lists, signs, fmt), R, out, scale, ops, (Rv, res))
+    if len(_SPARSE_CALLS) >= 256:
+        _SPARSE_CALLS.clear()
+    _SPARSE_CALLS[(id(index_lists), id(R), id(out), id(signs), id(fmt))] = call
+    return call.run()
 
 
-def _sparse_numba(R, ops, PA, res) -> None:
-    """A Numba sparse kernel (serial for small calls): a fixed PA gets ``fixed_sparse_product``
-    with ``PA[8] * scale``, the reference's ``2^-frac * scale``; a float PA ``sparse_product``."""
-    indptr, indices, signs8, scale = ops
-    cpu = _cpu()
-    serial = (R.shape[0] * (indices.size + indptr.size) < SERIAL_MAX_PRODUCT or indptr.size <= cpu.SPARSE_CHUNK + 1
-              or _one_thread())
-    if PA[0] != 2.0:
-        (cpu.sparse_product_serial if serial else cpu.sparse_product)(R, indptr, indices, scale, res)
-    else:
-        (cpu.fixed_sparse_product_serial if serial else cpu.fixed_sparse_product)(R, indptr, indices, signs8, PA,
-                                                                                  PA[8] * scale, res)
+class _SparseCall:
+    """A sparse product on CPU torch tensors R and out, kept whole: the kernel's arguments (NumPy
+    views of R and out, plan, parameters) and the storage and shape of R and out they were made for.
+    It holds its operand objects (``keep``: lists, signs, accumulator), so that no other object can
+    take their ids while it is kept in ``_SPARSE_CALLS``: a hit on the key of ids is a call with the
+    very same objects. It is ``current`` while R and out keep that storage and shape, stay
+    contiguous and out needs no gradient (``_cpu_flat``'s terms; R is only read)."""
+
+    __slots__ = ("keep", "R", "out", "scale", "r_ptr", "r_shape", "o_ptr", "o_shape", "ops", "few_lists", "kernel",
+                 "args")
+
+    def __init__(self, keep, R, out, scale, ops, views):
+        self.keep, self.R, self.out, self.scale, self.ops = keep, R, out, scale, ops
+        self.r_ptr, self.r_shape, self.o_ptr, self.o_shape = R.data_ptr(), R.shape, out.data_ptr(), out.shape
+        Rv, res = views
+        plan, params, self.few_lists = _sparse_kernel_args(ops, keep[2], Rv.shape[1])
+        self.kernel = _sparse_kernel(Rv.shape[0], ops, self.few_lists, ask_threads=False)
+        self.args = (Rv, plan, params, res)
+
+    def current(self) -> bool:
+        R, out = self.R, self.out
+        return (R.data_ptr() == self.r_ptr and R.shape == self.r_shape and R.is_contiguous()
+                and out.data_ptr() == self.o_ptr and out.shape == self.o_shape and out.is_contiguous()
+                and not out.requires_grad)
+
+    def run(self):
+        """The kernel on the kept arguments (the thread count asked now, where it decides); returns out."""
+        kernel = self.kernel or _sparse_kernel(self.args[0].shape[0], self.ops, self.few_lists)
+        kernel(*self.args)
+        return self.out
+
+
+#: Kept sparse calls by (id(lists), id(R), id(out), id(signs), id(accumulator or None)).
+_SPARSE_CALLS: dict = {}
 
 
 def _table_operands(table):

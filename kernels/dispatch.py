@@ -989,8 +989,9 @@ class _SparseCall:
     views of R and out, plan, parameters) and the storage and shape of R and out they were made for.
     It holds its operand objects (``keep``: lists, signs, accumulator), so that no other object can
     take their ids while it is kept in ``_SPARSE_CALLS``: a hit on the key of ids is a call with the
-    very same objects. It is ``current`` while R and out keep that storage and shape, stay
-    contiguous and out needs no gradient (``_cpu_flat``'s terms; R is only read)."""
+    very same objects. It is ``current`` while R and out keep that storage and shape and stay
+    contiguous (whether they need a gradient does not matter: R is only read, and the general path
+    writes into an ``out`` that does, too)."""
 
     __slots__ = ("keep", "R", "out", "scale", "r_ptr", "r_shape", "o_ptr", "o_shape", "ops", "few_lists", "kernel",
                  "args")
@@ -1006,8 +1007,7 @@ class _SparseCall:
     def current(self) -> bool:
         R, out = self.R, self.out
         return (R.data_ptr() == self.r_ptr and R.shape == self.r_shape and R.is_contiguous()
-                and out.data_ptr() == self.o_ptr and out.shape == self.o_shape and out.is_contiguous()
-                and not out.requires_grad)
+                and out.data_ptr() == self.o_ptr and out.shape == self.o_shape and out.is_contiguous())
 
     def run(self):
         """The kernel on the kept arguments (the thread count asked now, where it decides); returns out."""

@@ -14,7 +14,8 @@ Per-call cost on the Numba backend is kept small, since the training loop quanti
 ~1000 elements thousands of times an epoch: a format's packed parameters, loop variant and level
 table are computed once per format (``_prep``, ``_code_plan``), RNG keys once per seed,
 ``quantize_`` on a contiguous float32 CPU tensor and ``per_example_update`` on contiguous float32
-CPU R, O and out take short paths (so do ``fixed_scale_round`` and ``add_quantize_``), and arrays
+CPU R, O and out take short paths (so do ``fixed_scale_round`` and ``add_quantize_``; the sparse
+products keep a whole call on torch tensors, ``_SparseCall``, and repeat it), and arrays
 below ``SERIAL_MAX_QUANTIZE`` elements (``SERIAL_MAX_UPDATE`` products) run the kernels' serial
 twins, without a parallel launch, as do all elementwise kernels when Numba has one thread.
 
@@ -721,7 +722,8 @@ def _add_quantize_numba(w: np.ndarray, g: np.ndarray, scale, fmt, seed, counter)
 #   fixed_scale_round(J, fp, out_fmt, ...)       Q_out(J * fp), the product exact, rounded once
 # Per-call cost on the Numba backend: accumulator parameters come from ``_prep`` (once per
 # format), index lists, signs and tables are validated once per object (``_validated``), inputs
-# reach the kernels through the cached flat views of ``_cpu_flat``, and small calls run serially.
+# reach the kernels through the cached flat views of ``_cpu_flat``, small calls run serially, and a
+# sparse product on the same torch tensors as before repeats the call it kept (``_SparseCall``).
 
 BINARY, TERNARY = reference.BINARY, reference.TERNARY
 check_accumulator_holds = reference.check_accumulator_holds
@@ -960,7 +962,8 @@ def _sparse_numba(R, ops, fmt, res) -> None:
 
 def _sparse_fast(R, index_lists, signs, scale, fmt, out, what: str):
     """The Numba fast path of the sparse products (contiguous float32 CPU operands), else None.
-    A call on torch tensors R and out is kept (``_SPARSE_CALLS``) for the next with the same objects."""
+    A small call on torch tensors R and out is kept (``_SPARSE_CALLS``) for the next with the same
+    objects."""
     if fmt is not None:
         _acc_params(fmt, what)                      # a bad accumulator is refused before anything else
     flats = _fast_cpu((R,), out)
@@ -974,11 +977,12 @@ def _sparse_fast(R, index_lists, signs, scale, fmt, out, what: str):
     res = flats[1].reshape(shape) if out is not None else np.empty(shape, np.float32)
     Rv = flats[0].reshape(r_shape)
     torch = sys.modules.get("torch")
-    if out is None or torch is None or type(R) is not torch.Tensor or type(out) is not torch.Tensor:
+    if (out is None or torch is None or type(R) is not torch.Tensor or type(out) is not torch.Tensor
+            or max(Rv.size, res.size) > FLAT_CACHE_MAX):
         _sparse_numba(Rv, ops, fmt, res)
         return _result(res, R, out)
     call = _SparseCall((index_lists, signs, fmt), R, out, scale, ops, (Rv, res))
-    if len(_SPARSE_CALLS) >= 256:
+    if len(_SPARSE_CALLS) >= SPARSE_CALLS_KEPT:
         _SPARSE_CALLS.clear()
     _SPARSE_CALLS[(id(index_lists), id(R), id(out), id(signs), id(fmt))] = call
     return call.run()
@@ -1016,7 +1020,10 @@ class _SparseCall:
         return self.out
 
 
-#: Kept sparse calls by (id(lists), id(R), id(out), id(signs), id(accumulator or None)).
+#: Kept sparse calls by (id(lists), id(R), id(out), id(signs), id(accumulator or None)): at most
+#: ``SPARSE_CALLS_KEPT``, with R and out of at most ``FLAT_CACHE_MAX`` elements (the small calls,
+#: where preparing costs as much as computing), so that they never hold much memory alive.
+SPARSE_CALLS_KEPT = 64
 _SPARSE_CALLS: dict = {}
 
 

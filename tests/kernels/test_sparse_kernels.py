@@ -215,3 +215,21 @@ def test_kept_calls_tell_products_lists_and_scales_apart():
                 assert same_bits(out.numpy(), reference.fixed_sparse_product(R, lists, acc, scale=2.0))
             dispatch.sparse_feedback_product(Rt, lists, out=out, backend="numba")
             assert same_bits(out.numpy(), reference.sparse_feedback_product(R, lists))
+
+
+def test_only_small_calls_on_torch_tensors_are_kept():
+    """Kept calls hold their tensors alive: only R and out up to ``FLAT_CACHE_MAX`` elements, only
+    torch tensors with ``out`` given (NumPy arrays are their own views)."""
+    rng = np.random.default_rng(8)
+    acc = FixedPoint(12, 5)
+    lists = dispatch.binary_to_index_lists(_matrix(rng, 700, 100, False))
+    Rt, out = torch.from_numpy(rng.normal(0, 8, (100, 700)).astype(np.float32)), torch.empty(100, 100)
+    assert Rt.numel() > dispatch.FLAT_CACHE_MAX
+    _channel_call(Rt, lists, acc, out)
+    assert same_bits(out.numpy(), reference.fixed_sparse_product(Rt.numpy(), lists, acc))
+    small = dispatch.binary_to_index_lists(_matrix(rng, 10, 100, False))
+    R = rng.normal(0, 8, (100, 10)).astype(np.float32)
+    dispatch.fixed_sparse_product(R, small, acc, out=out.numpy(), backend="numba")
+    dispatch.fixed_sparse_product(torch.from_numpy(R), small, acc, backend="numba")
+    kept = {key[0] for key in dispatch._SPARSE_CALLS}
+    assert id(lists) not in kept and id(small) not in kept

@@ -455,8 +455,8 @@ def sparse_feedback_product(R, index_lists, scale=None, out=None, *, backend: st
     backend, lists are checked once per object (see ``_validated``): do not change them in place.
     """
     if backend == "numba" or backend == "auto":
-        call = _SPARSE_CALLS.get((id(index_lists), id(R), id(out), _NONE_ID, _NONE_ID))
-        if call is not None and call.scale == scale and call.current():
+        call = _SPARSE_CALLS.get(id(out))
+        if call is not None and call.serves(R, index_lists, None, None, scale):
             return call.run()
         res = _sparse_fast(R, index_lists, None, scale, None, out, "sparse_feedback_product")
         if res is not None:
@@ -872,7 +872,6 @@ def _sparse_operands(index_lists, signs, scale, r_shape, what: str):
 
 
 _NO_SIGNS = np.zeros(0, np.int8)
-_NONE_ID = id(None)                                # the float product's signs and accumulator
 
 
 def fixed_sparse_product(R, index_lists, acc, signs=None, *, scale=None, out=None, backend: str = "numpy"):
@@ -887,8 +886,8 @@ def fixed_sparse_product(R, index_lists, acc, signs=None, *, scale=None, out=Non
     Lists and signs are checked once per object (``_validated``): do not change them in place.
     """
     if backend == "numba" or backend == "auto":
-        call = _SPARSE_CALLS.get((id(index_lists), id(R), id(out), id(signs), id(acc)))
-        if call is not None and call.scale == scale and call.current():
+        call = _SPARSE_CALLS.get(id(out))
+        if call is not None and call.serves(R, index_lists, signs, acc, scale):
             return call.run()
         res = _sparse_fast(R, index_lists, signs, scale, acc, out, "fixed_sparse_product")
         if res is not None:
@@ -981,36 +980,38 @@ def _sparse_fast(R, index_lists, signs, scale, fmt, out, what: str):
             or max(Rv.size, res.size) > FLAT_CACHE_MAX):
         _sparse_numba(Rv, ops, fmt, res)
         return _result(res, R, out)
-    call = _SparseCall((index_lists, signs, fmt), R, out, scale, ops, (Rv, res))
+    call = _SparseCall(R, index_lists, signs, fmt, scale, out, ops, (Rv, res))
     if len(_SPARSE_CALLS) >= SPARSE_CALLS_KEPT:
         _SPARSE_CALLS.clear()
-    _SPARSE_CALLS[(id(index_lists), id(R), id(out), id(signs), id(fmt))] = call
+    _SPARSE_CALLS[id(out)] = call
     return call.run()
 
 
 class _SparseCall:
-    """A sparse product on CPU torch tensors R and out, kept whole: the kernel's arguments (NumPy
-    views of R and out, plan, parameters) and the storage and shape of R and out they were made for.
-    It holds its operand objects (``keep``: lists, signs, accumulator), so that no other object can
-    take their ids while it is kept in ``_SPARSE_CALLS``: a hit on the key of ids is a call with the
-    very same objects. It is ``current`` while R and out keep that storage and shape and stay
-    contiguous (whether they need a gradient does not matter: R is only read, and the general path
-    writes into an ``out`` that does, too)."""
+    """A sparse product on CPU torch tensors R and out, kept whole: its operands, the kernel's
+    arguments (NumPy views of R and out, plan, parameters) and the storage and shape of R and out
+    the views were made for. It ``serves`` a later call with the very same objects while R and out
+    keep that storage and shape and stay contiguous (whether they need a gradient does not matter:
+    R is only read, and the general path writes into an ``out`` that does, too)."""
 
-    __slots__ = ("keep", "R", "out", "scale", "r_ptr", "r_shape", "o_ptr", "o_shape", "ops", "few_lists", "kernel",
-                 "args")
+    __slots__ = ("R", "lists", "signs", "fmt", "scale", "out", "r_ptr", "r_shape", "o_ptr", "o_shape", "ops",
+                 "few_lists", "kernel", "args")
 
-    def __init__(self, keep, R, out, scale, ops, views):
-        self.keep, self.R, self.out, self.scale, self.ops = keep, R, out, scale, ops
+    def __init__(self, R, lists, signs, fmt, scale, out, ops, views):
+        self.R, self.lists, self.signs, self.fmt, self.scale, self.out = R, lists, signs, fmt, scale, out
         self.r_ptr, self.r_shape, self.o_ptr, self.o_shape = R.data_ptr(), R.shape, out.data_ptr(), out.shape
         Rv, res = views
-        plan, params, self.few_lists = _sparse_kernel_args(ops, keep[2], Rv.shape[1])
+        plan, params, self.few_lists = _sparse_kernel_args(ops, fmt, Rv.shape[1])
+        self.ops = ops
         self.kernel = _sparse_kernel(Rv.shape[0], ops, self.few_lists, ask_threads=False)
         self.args = (Rv, plan, params, res)
 
-    def current(self) -> bool:
-        R, out = self.R, self.out
-        return (R.data_ptr() == self.r_ptr and R.shape == self.r_shape and R.is_contiguous()
+    def serves(self, R, lists, signs, fmt, scale) -> bool:
+        """Whether a call with these operands (and this call's out) may repeat this one."""
+        out = self.out
+        return (R is self.R and lists is self.lists and signs is self.signs and fmt is self.fmt
+                and scale == self.scale
+                and R.data_ptr() == self.r_ptr and R.shape == self.r_shape and R.is_contiguous()
                 and out.data_ptr() == self.o_ptr and out.shape == self.o_shape and out.is_contiguous())
 
     def run(self):
@@ -1020,9 +1021,11 @@ class _SparseCall:
         return self.out
 
 
-#: Kept sparse calls by (id(lists), id(R), id(out), id(signs), id(accumulator or None)): at most
-#: ``SPARSE_CALLS_KEPT``, with R and out of at most ``FLAT_CACHE_MAX`` elements (the small calls,
-#: where preparing costs as much as computing), so that they never hold much memory alive.
+#: The last sparse call on each out tensor, by id(out) (the channel writes each layer's received
+#: signal into its own tensor, through its own lists): at most ``SPARSE_CALLS_KEPT``, with R and out
+#: of at most ``FLAT_CACHE_MAX`` elements (the small calls, where preparing costs as much as
+#: computing), so that they never hold much memory alive. An entry holds its out tensor, so no other
+#: tensor can take that id while it is kept.
 SPARSE_CALLS_KEPT = 64
 _SPARSE_CALLS: dict = {}
 

@@ -21,9 +21,13 @@ the formats ``code_plan`` accepts (log formats with normal float32 levels, every
 fixed nearest-even/saturate): it sums small integer codes, which is exact, so that the float64
 sum of the reference is reproduced bit for bit from 32-bit integer operations on the float32
 product (16 lanes to an AVX-512 vector) and one multiplication at the end.
+The sparse products (``sparse_product``) compute one row per distinct index list over the batch
+and store J through a transposing gather of 4 x 4 blocks, written as an LLVM ``shufflevector``
+intrinsic (``store_transposed4``): writing J column by column cost more than all the adds.
 
 Kernel arguments are C-contiguous arrays, a format as a ``PARAMS``-long tuple of float64
-(``format_params``), the RNG key ``splitmix64(seed)`` and counters as uint64.
+(``format_params``; the sparse kernel: a float64 array, ``sparse_params``), the RNG key
+``splitmix64(seed)`` and counters as uint64.
 """
 from __future__ import annotations
 

@@ -130,7 +130,8 @@ def test_sparse_kernels_equal_reference(acc, ternary):
                 for kern in (cpu.sparse_product_serial, cpu.sparse_product):
                     got = np.full(want.shape, 9.0, np.float32)
                     kern(R, plan, _params(acc, scale), got)
-                    assert same_bits(got, want), f"{kern.__name__} {(B, S, N)} scale {scale}: {describe_diff(got, want)}"
+                    where = f"{kern.__name__} {(B, S, N)} scale {scale}"
+                    assert same_bits(got, want), f"{where}: {describe_diff(got, want)}"
 
 
 def test_distinct_lists_are_computed_once_and_shared():

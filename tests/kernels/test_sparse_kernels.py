@@ -51,7 +51,8 @@ def _lists(M, ternary):
 
 def _want(R, lists, acc, signs):
     if acc is None:
-        return reference.sparse_feedback_product(R, lists)
+        with np.errstate(invalid="ignore"):                   # inf - inf in the float sums: NaN
+            return reference.sparse_feedback_product(R, lists)
     return reference.fixed_sparse_product(R, lists, acc, signs)
 
 

@@ -16,7 +16,8 @@ at the same thread count, 1 by default):
     (fixed:w=12,f=5, which holds every product of the 3-bit log error and the fixed:w=6,f=4
     feedback, ``check_accumulator_holds``) vs ``torch.mm``;
 (c) dispatch overhead: the dispatch call (torch tensors in, ``out=`` given) minus the direct
-    Numba kernel call on the same arrays, and the Numba call itself on empty arrays.
+    Numba kernel call on the same arrays; the fixed cost of a call: the Numba call itself on empty
+    arrays, the sparse kernel and torch.mm on an empty batch.
 
 Every Numba result is checked bit for bit against the NumPy reference before it is timed.
 
@@ -84,19 +85,25 @@ def bench_shape(name: str, shape, repeats: int, inner: int, out: Tables, rows: l
     R, dense, sparse = operands(senders, receivers, skipped, rng)
     lists = dispatch.binary_to_index_lists(sparse)
     Rt, Dt, St = torch.from_numpy(R), torch.from_numpy(dense), torch.from_numpy(sparse)
-    J = torch.empty(BATCH, receivers)
-    _same(dispatch.sparse_feedback_product(Rt, lists, backend="numba").numpy(),
-          reference.sparse_feedback_product(R, lists), "sparse_feedback_product")
-    _same(dispatch.fixed_sparse_product(Rt, lists, ACC, backend="numba").numpy(),
-          reference.fixed_sparse_product(R, lists, ACC), "fixed_sparse_product")
-    _same(dispatch.fixed_product(Rt, Dt, ACC, backend="numba").numpy(),
-          reference.fixed_product(R, dense, ACC), "fixed_product")
+    # One out tensor per contender, as each layer of the channel has its own (the sparse products
+    # keep their last call per out tensor and repeat it).
+    J, Jf, Jx, Jd = (torch.empty(BATCH, receivers) for _ in range(4))
+    calls = {
+        "float lists": lambda: dispatch.sparse_feedback_product(Rt, lists, out=Jf, backend="numba"),
+        "fixed lists": lambda: dispatch.fixed_sparse_product(Rt, lists, ACC, out=Jx, backend="numba"),
+        "fixed dense": lambda: dispatch.fixed_product(Rt, Dt, ACC, out=Jd, backend="numba"),
+    }
+    wants = {"float lists": reference.sparse_feedback_product(R, lists),
+             "fixed lists": reference.fixed_sparse_product(R, lists, ACC),
+             "fixed dense": reference.fixed_product(R, dense, ACC)}
+    for what, call in calls.items():              # twice: the first call keeps, the second repeats
+        for _ in range(2):
+            _same(call().numpy(), wants[what], what)
     t = _medians_us({
         "mm sparse": lambda: torch.mm(Rt, St, out=J),
-        "float lists": lambda: dispatch.sparse_feedback_product(Rt, lists, out=J, backend="numba"),
-        "fixed lists": lambda: dispatch.fixed_sparse_product(Rt, lists, ACC, out=J, backend="numba"),
+        **{k: calls[k] for k in ("float lists", "fixed lists")},
         "mm dense": lambda: torch.mm(Rt, Dt, out=J),
-        "fixed dense": lambda: dispatch.fixed_product(Rt, Dt, ACC, out=J, backend="numba"),
+        "fixed dense": calls["fixed dense"],
     }, repeats, inner)
     row = {"shape": name, "nnz": int(lists.indices.size), **{k: round(v, 3) for k, v in t.items()}}
     rows.append(row)
@@ -107,25 +114,29 @@ def bench_shape(name: str, shape, repeats: int, inner: int, out: Tables, rows: l
 
 
 def bench_overhead(repeats: int, inner: int, out: Tables) -> dict:
-    """Dispatch minus direct kernel call, on the SRBP shape (the smallest, where it matters most)."""
+    """Dispatch minus direct kernel call, on the SRBP shape (the smallest, where it matters most),
+    and the fixed cost of a call: each kernel and torch.mm on an empty batch."""
     cpu = dispatch._cpu()
     rng = np.random.default_rng(1)
     R, dense, sparse = operands(10, 100, True, rng)
     lists = dispatch.binary_to_index_lists(sparse)
-    Rt, Dt = torch.from_numpy(R), torch.from_numpy(dense)
-    J = torch.empty(BATCH, 100)
+    Rt, Dt, St = torch.from_numpy(R), torch.from_numpy(dense), torch.from_numpy(sparse)
+    J, Jx = torch.empty(BATCH, 100), torch.empty(BATCH, 100)
     Jn = J.numpy()
     PA = dispatch._params(ACC)
-    signs = np.zeros(0, np.int8)
-    oscale = PA[8] * lists.scale
+    plan = cpu.sparse_plan(lists.indptr, lists.indices, 10)
+    params = cpu.sparse_params(PA, PA[8] * lists.scale)
     R0, D0, J0 = np.zeros((0, 10), np.float32), np.zeros((10, 0), np.float32), np.zeros((0, 0), np.float32)
+    R0t, J0t = torch.zeros(0, 10), torch.zeros(0, 100)
+    J0n = J0t.numpy()
     t = _medians_us({
         "fixed dense, dispatch": lambda: dispatch.fixed_product(Rt, Dt, ACC, out=J, backend="numba"),
         "fixed dense, kernel": lambda: cpu.fixed_product_serial(R, dense, PA, Jn),
         "fixed dense, empty kernel": lambda: cpu.fixed_product_serial(R0, D0, PA, J0),
-        "fixed lists, dispatch": lambda: dispatch.fixed_sparse_product(Rt, lists, ACC, out=J, backend="numba"),
-        "fixed lists, kernel": lambda: cpu.fixed_sparse_product_serial(R, lists.indptr, lists.indices, signs, PA,
-                                                                        oscale, Jn),
+        "fixed lists, dispatch": lambda: dispatch.fixed_sparse_product(Rt, lists, ACC, out=Jx, backend="numba"),
+        "fixed lists, kernel": lambda: cpu.sparse_product_serial(R, plan, params, Jn),
+        "fixed lists, empty batch": lambda: cpu.sparse_product_serial(R0, plan, params, J0n),
+        "torch.mm, empty batch": lambda: torch.mm(R0t, St, out=J0t),
     }, repeats, inner)
     out.emit("| call | dispatch (us) | direct kernel (us) | dispatch overhead (us) |")
     out.emit("|---|---|---|---|")
@@ -133,6 +144,8 @@ def bench_overhead(repeats: int, inner: int, out: Tables) -> dict:
         d, k = t[f"{name}, dispatch"], t[f"{name}, kernel"]
         out.emit(f"| {name} (SRBP shape) | {d:.2f} | {k:.2f} | {d - k:.2f} |")
     out.emit(f"| Numba call alone (empty arrays) | - | {t['fixed dense, empty kernel']:.2f} | - |")
+    out.emit(f"| sparse kernel, empty batch (SRBP lists) | - | {t['fixed lists, empty batch']:.2f} | - |")
+    out.emit(f"| torch.mm, empty batch (SRBP matrix) | {t['torch.mm, empty batch']:.2f} | - | - |")
     return {k: round(v, 3) for k, v in t.items()}
 
 

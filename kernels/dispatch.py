@@ -14,7 +14,8 @@ Per-call cost on the Numba backend is kept small, since the training loop quanti
 ~1000 elements thousands of times an epoch: a format's packed parameters, loop variant and level
 table are computed once per format (``_prep``, ``_code_plan``), RNG keys once per seed,
 ``quantize_`` on a contiguous float32 CPU tensor and ``per_example_update`` on contiguous float32
-CPU R, O and out take short paths (so do ``fixed_scale_round`` and ``add_quantize_``), and arrays
+CPU R, O and out take short paths (so do ``fixed_scale_round`` and ``add_quantize_``; the sparse
+products keep a whole call on torch tensors, ``_SparseCall``, and repeat it), and arrays
 below ``SERIAL_MAX_QUANTIZE`` elements (``SERIAL_MAX_UPDATE`` products) run the kernels' serial
 twins, without a parallel launch, as do all elementwise kernels when Numba has one thread.
 
@@ -454,7 +455,10 @@ def sparse_feedback_product(R, index_lists, scale=None, out=None, *, backend: st
     backend, lists are checked once per object (see ``_validated``): do not change them in place.
     """
     if backend == "numba" or backend == "auto":
-        res = _sparse_fast(R, index_lists, None, scale, _params(None), out, "sparse_feedback_product")
+        call = _SPARSE_CALLS.get(id(out))
+        if call is not None and call.serves(R, index_lists, None, None, scale):
+            return call.run()
+        res = _sparse_fast(R, index_lists, None, scale, None, out, "sparse_feedback_product")
         if res is not None:
             return res
     be = _backend(backend, R, out)
@@ -479,7 +483,8 @@ def sparse_feedback_product(R, index_lists, scale=None, out=None, *, backend: st
     if be == "numpy":
         return _wrap_like(reference.sparse_feedback_product(Rv, lists), R, out)
     res = np.empty(shape, np.float32)
-    _sparse_numba(_c(Rv), (indptr, indices, None, float(scale)), _params(None), res)
+    _sparse_numba(_c(Rv), _sparse_operands(index_lists, None, scale, tuple(Rv.shape), "sparse_feedback_product"),
+                  None, res)
     return _wrap_like(res, R, out)
 
 
@@ -717,7 +722,8 @@ def _add_quantize_numba(w: np.ndarray, g: np.ndarray, scale, fmt, seed, counter)
 #   fixed_scale_round(J, fp, out_fmt, ...)       Q_out(J * fp), the product exact, rounded once
 # Per-call cost on the Numba backend: accumulator parameters come from ``_prep`` (once per
 # format), index lists, signs and tables are validated once per object (``_validated``), inputs
-# reach the kernels through the cached flat views of ``_cpu_flat``, and small calls run serially.
+# reach the kernels through the cached flat views of ``_cpu_flat``, small calls run serially, and a
+# sparse product on the same torch tensors as before repeats the call it kept (``_SparseCall``).
 
 BINARY, TERNARY = reference.BINARY, reference.TERNARY
 check_accumulator_holds = reference.check_accumulator_holds
@@ -880,8 +886,10 @@ def fixed_sparse_product(R, index_lists, acc, signs=None, *, scale=None, out=Non
     Lists and signs are checked once per object (``_validated``): do not change them in place.
     """
     if backend == "numba" or backend == "auto":
-        res = _sparse_fast(R, index_lists, signs, scale, _acc_params(acc, "fixed_sparse_product"), out,
-                           "fixed_sparse_product")
+        call = _SPARSE_CALLS.get(id(out))
+        if call is not None and call.serves(R, index_lists, signs, acc, scale):
+            return call.run()
+        res = _sparse_fast(R, index_lists, signs, scale, acc, out, "fixed_sparse_product")
         if res is not None:
             return res
     be = _backend(backend, R, out)
@@ -905,12 +913,59 @@ def fixed_sparse_product(R, index_lists, acc, signs=None, *, scale=None, out=Non
         return _wrap_like(reference.fixed_sparse_product(_host(R, "R"), lists, acc, signs8 if signs8.size else None),
                           R, out)
     res, direct = _cpu_out(out, shape)
-    _sparse_numba(_cpu_in(R, "R"), ops, PA, res)
+    _sparse_numba(_cpu_in(R, "R"), ops, acc, res)
     return _deliver(res, direct, R, out)
 
 
-def _sparse_fast(R, index_lists, signs, scale, PA, out, what: str):
-    """The Numba fast path of the sparse products (contiguous float32 CPU operands), else None."""
+# The Numba sparse kernel (``kernels.cpu.sparse_product``) takes R, a plan of the lists (their
+# distinct lists, ``cpu.sparse_plan``), float64 parameters (the accumulator's, or float ones, and
+# the output scale; ``cpu.sparse_params``) and out; plan and parameters are made once per operand
+# objects. The channel calls with the same lists, R and out tensors every minibatch: such a call
+# is kept whole (``_SparseCall``), and repeating it costs ~0.5 us of Python (a lookup by id(out),
+# identity checks, the storage, shape and layout of R and out) where preparing the views and
+# arguments again costs ~2 us, about as much as the product itself (batch 100 x 10 senders x 100).
+
+def _sparse_kernel_args(ops, fmt, n_senders: int):
+    """``(plan, params, few_lists)`` of operands ``ops`` (``_sparse_operands``) and an accumulator
+    ``fmt`` (None: the float product), made once per (ops, fmt) object pair."""
+    def make():
+        cpu = _cpu()
+        indptr, indices, signs8, scale = ops
+        if fmt is None:
+            params = cpu.sparse_params(_params(None), scale)
+        else:
+            PA = _acc_params(fmt, "fixed_sparse_product")
+            params = cpu.sparse_params(PA, PA[8] * scale)
+        plan = cpu.sparse_plan(indptr, indices, n_senders, signs8 if signs8.size else None)
+        return plan, params, indptr.size <= cpu.SPARSE_CHUNK + 1
+    return _validated(ops, fmt, "sparse kernel", make)
+
+
+def _sparse_kernel(batch: int, ops, few_lists: bool, *, ask_threads: bool = True):
+    """The serial twin for small calls (below ``SERIAL_MAX_PRODUCT`` terms, or few lists) and at
+    one Numba thread (asked only if ``ask_threads``; else None where only that decides), else the
+    parallel kernel."""
+    cpu = _cpu()
+    if few_lists or batch * (ops[1].size + ops[0].size) < SERIAL_MAX_PRODUCT:
+        return cpu.sparse_product_serial
+    if not ask_threads:
+        return None
+    return cpu.sparse_product_serial if _one_thread() else cpu.sparse_product
+
+
+def _sparse_numba(R, ops, fmt, res) -> None:
+    """The Numba sparse product of C-contiguous float32 R into ``res``; ``fmt`` the accumulator
+    (None: the float product)."""
+    plan, params, few_lists = _sparse_kernel_args(ops, fmt, R.shape[1])
+    _sparse_kernel(R.shape[0], ops, few_lists)(R, plan, params, res)
+
+
+def _sparse_fast(R, index_lists, signs, scale, fmt, out, what: str):
+    """The Numba fast path of the sparse products (contiguous float32 CPU operands), else None.
+    A small call on torch tensors R and out is kept (``_SPARSE_CALLS``) for the next with the same
+    objects."""
+    if fmt is not None:
+        _acc_params(fmt, what)                      # a bad accumulator is refused before anything else
     flats = _fast_cpu((R,), out)
     if flats is None or len(R.shape) != 2:
         return None
@@ -920,22 +975,60 @@ def _sparse_fast(R, index_lists, signs, scale, PA, out, what: str):
     if out is not None and out.shape != shape:
         return None
     res = flats[1].reshape(shape) if out is not None else np.empty(shape, np.float32)
-    _sparse_numba(flats[0].reshape(r_shape), ops, PA, res)
-    return _result(res, R, out)
+    Rv = flats[0].reshape(r_shape)
+    torch = sys.modules.get("torch")
+    if (out is None or torch is None or type(R) is not torch.Tensor or type(out) is not torch.Tensor
+            or max(Rv.size, res.size) > FLAT_CACHE_MAX):
+        _sparse_numba(Rv, ops, fmt, res)
+        return _result(res, R, out)
+    call = _SparseCall(R, index_lists, signs, fmt, scale, out, ops, (Rv, res))
+    if len(_SPARSE_CALLS) >= SPARSE_CALLS_KEPT:
+        _SPARSE_CALLS.clear()
+    _SPARSE_CALLS[id(out)] = call
+    return call.run()
 
 
-def _sparse_numba(R, ops, PA, res) -> None:
-    """A Numba sparse kernel (serial for small calls): a fixed PA gets ``fixed_sparse_product``
-    with ``PA[8] * scale``, the reference's ``2^-frac * scale``; a float PA ``sparse_product``."""
-    indptr, indices, signs8, scale = ops
-    cpu = _cpu()
-    serial = (R.shape[0] * (indices.size + indptr.size) < SERIAL_MAX_PRODUCT or indptr.size <= cpu.SPARSE_CHUNK + 1
-              or _one_thread())
-    if PA[0] != 2.0:
-        (cpu.sparse_product_serial if serial else cpu.sparse_product)(R, indptr, indices, scale, res)
-    else:
-        (cpu.fixed_sparse_product_serial if serial else cpu.fixed_sparse_product)(R, indptr, indices, signs8, PA,
-                                                                                  PA[8] * scale, res)
+class _SparseCall:
+    """A sparse product on CPU torch tensors R and out, kept whole: its operands, the kernel's
+    arguments (NumPy views of R and out, plan, parameters) and the storage and shape of R and out
+    the views were made for. It ``serves`` a later call with the very same objects while R and out
+    keep that storage and shape and stay contiguous (whether they need a gradient does not matter:
+    R is only read, and the general path writes into an ``out`` that does, too)."""
+
+    __slots__ = ("R", "lists", "signs", "fmt", "scale", "out", "r_ptr", "r_shape", "o_ptr", "o_shape", "ops",
+                 "few_lists", "kernel", "args")
+
+    def __init__(self, R, lists, signs, fmt, scale, out, ops, views):
+        self.R, self.lists, self.signs, self.fmt, self.scale, self.out = R, lists, signs, fmt, scale, out
+        self.r_ptr, self.r_shape, self.o_ptr, self.o_shape = R.data_ptr(), R.shape, out.data_ptr(), out.shape
+        Rv, res = views
+        plan, params, self.few_lists = _sparse_kernel_args(ops, fmt, Rv.shape[1])
+        self.ops = ops
+        self.kernel = _sparse_kernel(Rv.shape[0], ops, self.few_lists, ask_threads=False)
+        self.args = (Rv, plan, params, res)
+
+    def serves(self, R, lists, signs, fmt, scale) -> bool:
+        """Whether a call with these operands (and this call's out) may repeat this one."""
+        out = self.out
+        return (R is self.R and lists is self.lists and signs is self.signs and fmt is self.fmt
+                and scale == self.scale
+                and R.data_ptr() == self.r_ptr and R.shape == self.r_shape and R.is_contiguous()
+                and out.data_ptr() == self.o_ptr and out.shape == self.o_shape and out.is_contiguous())
+
+    def run(self):
+        """The kernel on the kept arguments (the thread count asked now, where it decides); returns out."""
+        kernel = self.kernel or _sparse_kernel(self.args[0].shape[0], self.ops, self.few_lists)
+        kernel(*self.args)
+        return self.out
+
+
+#: The last sparse call on each out tensor, by id(out) (the channel writes each layer's received
+#: signal into its own tensor, through its own lists): at most ``SPARSE_CALLS_KEPT``, with R and out
+#: of at most ``FLAT_CACHE_MAX`` elements (the small calls, where preparing costs as much as
+#: computing), so that they never hold much memory alive. An entry holds its out tensor, so no other
+#: tensor can take that id while it is kept.
+SPARSE_CALLS_KEPT = 64
+_SPARSE_CALLS: dict = {}
 
 
 def _table_operands(table):

@@ -223,7 +223,8 @@ def test_fixed_sparse_awkward_values_scale_and_parallel_kernel():
         check(dispatch.fixed_sparse_product(R, lists, acc, backend="numba"), want)
         out = np.empty_like(want)                          # the prange kernel, whatever the thread count
         PA = cpu.format_params(acc)
-        cpu.fixed_sparse_product(R, lists.indptr, lists.indices, cpu.NO_SIGNS, PA, PA[8] * lists.scale, out)
+        plan = cpu.sparse_plan(lists.indptr, lists.indices, R.shape[1])
+        cpu.sparse_product(R, plan, cpu.sparse_params(PA, PA[8] * lists.scale), out)
         check(out, want)
         for scale in (1.0, -0.75, 1 / 3):                  # an explicit scale, with a bare tuple too
             want = reference.fixed_sparse_product(R, lists, acc, scale=scale)
@@ -265,17 +266,19 @@ def test_all_zero_lists_and_torch_out():
 
 
 def test_float_sparse_product_rewritten_kernels_equal_reference():
-    """``sparse_feedback_product``'s Numba kernels, now vectorized over the batch: serial twin and
-    prange version (called directly), awkward values, an empty receiver, a negative scale."""
+    """``sparse_feedback_product``'s Numba kernels (the fixed product's, with float parameters):
+    serial twin and prange version (called directly), awkward values, an empty receiver, a
+    negative scale."""
     from kernels import cpu
     rng = np.random.default_rng(13)
     R = awkward_values(700 * 30, rng).reshape(700, 30)
     M = _random_lists(rng, 30, 50, p=0.4) * np.float32(-0.75)
     lists = dispatch.binary_to_index_lists(M)
     want = reference.sparse_feedback_product(R, lists)
+    plan = cpu.sparse_plan(lists.indptr, lists.indices, R.shape[1])
     for kern in (cpu.sparse_product, cpu.sparse_product_serial):
         out = np.empty_like(want)
-        kern(R, lists.indptr, lists.indices, lists.scale, out)
+        kern(R, plan, cpu.sparse_params(cpu.format_params(None), lists.scale), out)
         check(out, want)
     check(dispatch.sparse_feedback_product(R, lists, backend="numba"), want)
 
@@ -577,7 +580,7 @@ def test_channel_kernels_compile_nothing_at_import():
     from pathlib import Path
     code = ("import sys; import kernels.dispatch, kernels.cpu as c;"
             "assert 'numba.cuda' not in sys.modules, 'numba.cuda imported';"
-            "ks=[c.fixed_product, c.fixed_product_serial, c.fixed_sparse_product, c.fixed_sparse_product_serial,"
+            "ks=[c.fixed_product, c.fixed_product_serial, c.sparse_product,"
             " c.sparse_product_serial, c.fprime_lut_span, c.fprime_lut_flat, c.fixed_scale_round,"
             " c.fixed_scale_round_serial];"
             "assert all(not k.signatures for k in ks), 'compiled at import'; print('lazy')")

@@ -210,6 +210,9 @@ def plot_pareto(groups: list[Group], designs: list, path) -> bool:
                         color="#b00000", fontweight="bold")
         ax.axhline(TARGET, color="0.4", lw=0.8, ls=":")
         ax.set_ylim(bottom=lo)
+        if max(xs) > 20 * min(xs):   # float RBP's dense channel would squeeze every bit-true design into one column
+            ax.set_xscale("log")
+            label += ", log scale"
         ax.set_xlabel(label, fontsize=9)
         ax.set_ylabel("final test accuracy (%), mean over seeds", fontsize=9)
         ax.set_title(f"Accuracy vs {label.split(' (')[0]}", fontsize=10)

@@ -15,6 +15,7 @@ filled from those stores when the report is made.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import statistics
@@ -160,6 +161,23 @@ EXPLAIN = {
 }
 
 
+TABLE1_SWEEP = "mnist_table1"
+
+
+def sweep_rows(sweep=TABLE1_SWEEP) -> dict:
+    """{config hash: row} of the runs the Table 1 sweep file defines: what a cell may hold."""
+    from ..results.sweep import load_sweep
+    return {run.config.config_hash(): run.tags["row"] for run in load_sweep(sweep).runs}
+
+
+def table_runs(results: list, rows: dict) -> list:
+    """The runs of ``results`` that the sweep defines (``rows``: ``sweep_rows()``), each with the
+    sweep's row. Other runs a store tags with a Table 1 row (another sweep's reading of it, e.g.
+    the foundation's per-sender sparse-1) stay out of the cells; ``_related`` quotes them."""
+    return [dataclasses.replace(r, tags={**r.tags, "row": rows[r.config_hash]})
+            for r in results if r.config_hash in rows]
+
+
 def cells(results: list) -> dict:
     out: dict = {}
     for r in results:
@@ -167,16 +185,28 @@ def cells(results: list) -> dict:
             continue
         col = ALGORITHMS[r.algorithm].column
         cell = out.setdefault((r.row, col), {"acc": [], "diverged": 0, "pending": 0, "seeds": set(),
-                                             "curves": []})
+                                             "curves": [], "diverged_acc": [], "reasons": []})
         if r.status == "finished" and r.test_acc is not None:
             cell["acc"].append(100.0 * r.test_acc)
             cell["seeds"].add(r.seed)
             cell["curves"].append([a for _, a in r.curve])
         elif r.status == "diverged":
             cell["diverged"] += 1
+            if r.test_acc is not None:       # its last epoch's test accuracy, before the run was stopped
+                cell["diverged_acc"].append(100.0 * r.test_acc)
+            cell["reasons"].append(r.diverged_reason)
         else:
             cell["pending"] += 1
     return out
+
+
+def _failed(cell):
+    """(mean, nan) of the last test accuracies of a cell whose every run diverged; else None. In the
+    ordering such a cell ranks at what its runs had reached when stopped (a run that fails, not one
+    not yet run)."""
+    if cell is None or cell["acc"] or not cell.get("diverged_acc"):
+        return None
+    return statistics.fmean(cell["diverged_acc"]), math.nan
 
 
 def _stats(cell):
@@ -195,7 +225,8 @@ def _ours(cell) -> str:
                                + (f" ({statistics.stdev(acc):.1f})" if len(acc) > 1 else ""))
     notes = []
     if cell["diverged"]:
-        notes.append(f"{cell['diverged']} diverged")
+        notes.append(f"{cell['diverged']} diverged" + (f", last test {statistics.fmean(cell['diverged_acc']):.1f}"
+                                                       if not acc and cell.get("diverged_acc") else ""))
     if cell["pending"]:
         notes.append(f"{cell['pending']} unfinished")
     return text + (f" [{', '.join(notes)}]" if notes else "") if (text or notes) else "not run yet"
@@ -205,12 +236,16 @@ def _paper(p) -> str:
     return "" if p is None else f"{p[0]}" + ("" if p[1] is None else f" ({p[1]})")
 
 
-def _order_text(values: dict) -> str:
-    """'BP > RBP ≈ SRBP > Top' from {col: mean}; equal at one decimal counts as a tie."""
+def _order_text(values: dict, diverged=()) -> str:
+    """'BP > RBP ≈ SRBP > Top' from {col: mean}; equal at one decimal counts as a tie; columns in
+    ``diverged`` are named so."""
     cols = sorted(values, key=lambda c: (-round(values[c], 1), COLUMNS.index(c)))
-    out = NAMES[cols[0]]
+
+    def name(c):
+        return NAMES[c] + (" (diverged)" if c in diverged else "")
+    out = name(cols[0])
     for a, b in zip(cols, cols[1:]):
-        out += (" ≈ " if round(values[a], 1) == round(values[b], 1) else " > ") + NAMES[b]
+        out += (" ≈ " if round(values[a], 1) == round(values[b], 1) else " > ") + name(b)
     return out
 
 
@@ -225,14 +260,15 @@ def ordering(row: str, c: dict, paper_table: dict = MNIST_TABLE1) -> dict:
     rank differently, each with our gap, our combined seed sd sqrt(sd_a^2 + sd_b^2) and whether the gap is
     within it, and the same for the paper where it gives sds. Pairs the paper ties are not checked."""
     paper = paper_table[row]
-    ours = {col: _stats(c.get((row, col))) for col in paper}
+    ours = {col: _stats(c.get((row, col))) or _failed(c.get((row, col))) for col in paper}
     have = {col: s for col, s in ours.items() if s is not None}
     res = {"paper": _order_text({k: v[0] for k, v in paper.items()}), "ours": "", "pairs": [],
-           "missing": [col for col in paper if col not in have]}
+           "missing": [col for col in paper if col not in have],
+           "diverged": [col for col in have if _stats(c.get((row, col))) is None]}
     if not have:
         res["status"] = "no results yet"
         return res
-    res["ours"] = _order_text({k: v[0] for k, v in have.items()})
+    res["ours"] = _order_text({k: v[0] for k, v in have.items()}, diverged=res["diverged"])
     if len(have) < 2:
         res["status"] = "incomplete"
         return res
@@ -266,11 +302,14 @@ def check_text(o: dict) -> str:
     parts = []
     for p in o["pairs"]:
         a, b = NAMES[p["ours_ahead"]], NAMES[p["paper_ahead"]]
+        failed = p["paper_ahead"] in o.get("diverged", ())
         if p["gap"] == 0:
             ours = f"ours tie {a} and {b}"
         else:
-            ours = f"ours has {a} ahead of {b} by {p['gap']:.1f}"
-        if math.isnan(p["sd"]):
+            ours = f"ours has {a} ahead of {b}{' (diverged)' if failed else ''} by {p['gap']:.1f}"
+        if failed:
+            spread = f"our {b} diverged on every seed"
+        elif math.isnan(p["sd"]):
             spread = "our seeds' sd unknown (one seed)"
         else:
             spread = ("within" if p["within"] else "outside") + f" our seeds' sd ({p['sd']:.1f})"
@@ -327,7 +366,11 @@ def explain_markdown(row: str, c: dict, results: list, quotes: Quotes | None = N
     trends = {col: _trend(c.get((row, col))) for col in paper}
     tr = ", ".join(f"{NAMES[col]} {_signed(t, 2)}" for col, t in trends.items() if t is not None)
     lines.append(f"Ours - paper: {diffs}." + (f" Change over the last {TREND_EPOCHS} epochs: {tr}." if tr else ""))
-    missing = [NAMES[col] for col, v in have.items() if v is None]
+    failed = {col: c[(row, col)] for col, v in have.items() if v is None and _failed(c.get((row, col)))}
+    for col, cell in failed.items():
+        lines.append(f"{NAMES[col]}: all {cell['diverged']} runs diverged, stopped by the divergence rule "
+                     f"(the first: {cell['reasons'][0]}), at test accuracy {_failed(cell)[0]:.1f} % (mean).")
+    missing = [NAMES[col] for col, v in have.items() if v is None and col not in failed]
     if missing:
         lines.append(f"No results yet for {', '.join(missing)}.")
     lines.append(EXPLAIN[row]["setup"])
@@ -343,10 +386,11 @@ def explain_markdown(row: str, c: dict, results: list, quotes: Quotes | None = N
     return [" ".join(lines), ""]
 
 
-def markdown(results: list, command: str, quotes: Quotes | None = None) -> str:
-    """The report; ``quotes``: the runs the findings quote (``--findings`` stores)."""
-    c = cells(results)
-    used = [r for r in results if r.row in MNIST_TABLE1]
+def markdown(results: list, command: str, quotes: Quotes | None = None, rows: dict | None = None) -> str:
+    """The report; ``quotes``: the runs the findings quote (``--findings`` stores); ``rows``: the
+    Table 1 sweep's runs (``sweep_rows()``), else every run the store tags with a Table 1 row."""
+    c = cells(results if rows is None else table_runs(results, rows))
+    used = [r for r in (results if rows is None else table_runs(results, rows)) if r.row in MNIST_TABLE1]
     lines = ["# MNIST, the paper's Table 1: ours beside the paper's", "",
              "Generated from the results store; do not edit the numbers by hand.", "",
              f"- Command: `{command}`",
@@ -412,7 +456,7 @@ def main(argv=None) -> int:
         diagnostics.update(d)
     command = f"python -m lowbit_rbp.report.table1 --store {args.store} --out {args.out}" + \
         "".join(f" --findings {p}" for p in findings)
-    text = markdown(load_results(args.store), command, Quotes(runs, diagnostics))
+    text = markdown(load_results(args.store), command, Quotes(runs, diagnostics), rows=sweep_rows())
     with open(args.out, "w") as fh:
         fh.write(text)
     print(text)

@@ -39,7 +39,7 @@ def test_table1_cells_mean_sd_and_states(tmp_path):
     assert rows["baseline"][4:6] == ["97.2 (0.3)", "97.2 (0.2)"]           # SRBP ours | paper
     assert rows["baseline"][2] == "[1 unfinished]"                        # RBP pending
     assert rows["adaptive"][4] == "97.3"                                  # ASRBP sits in the SRBP column
-    assert rows["qerror_3"][0] == "[1 diverged]"
+    assert rows["qerror_3"][0] == "[1 diverged, last test 10.0]"          # where it stopped
     assert rows["qupdate_1"][0] == "not run yet"
 
 
@@ -152,3 +152,31 @@ def test_experiment_report_of_another_length_gets_its_own_file(tmp_path):
     short = experiment.write_report(sweep, groups, tmp_path, "cmd", epochs=20, default_epochs=20)
     assert short.name == "mnist_foundation.md"
     assert "may sit below the paper" in short.read_text() and "at the paper's length" not in short.read_text()
+
+
+def test_table1_cells_hold_only_the_sweeps_runs_and_rank_diverged_cells_last(tmp_path):
+    """A run another sweep tags with a Table 1 row (the foundation's per-sender sparse-1) stays out of
+    the cell; a cell whose every run diverged ranks at its last accuracy and is named diverged."""
+    with Store(tmp_path / "s.db") as st:
+        for seed in (0, 1):
+            _put(st, ["channel.algorithm=srbp", "channel.feedback='sparse:n=1'", f"train.seed={seed}"], "sparse_1",
+                 0.970)
+            _put(st, ["channel.algorithm=rbp", "channel.feedback='sparse:n=1'", f"train.seed={seed}"], "sparse_1",
+                 0.960)
+            _put(st, ["channel.algorithm=srbp", "channel.feedback='sparse:n=1,per=sender'", f"train.seed={seed}"],
+                 "sparse_1", 0.900)
+            _put(st, ["channel.algorithm=bp", "formats.error='log:alpha=2,bits=1'", f"train.seed={seed}"],
+                 "qerror_1", 0.113, status="diverged")
+            _put(st, ["channel.algorithm=rbp", "formats.error='log:alpha=2,bits=1'", f"train.seed={seed}"],
+                 "qerror_1", 0.80)
+    results = load_results(tmp_path / "s.db")
+    rows = {r.config_hash: r.row for r in results if "per=sender" not in r.feedback}
+    text = table1.markdown(results, "cmd", rows=rows)
+    table = _first_table(text)
+    assert table["sparse_1"][4] == "97.0 (0.0)"                  # the per-sender 90.0 runs left out
+    assert "97.0 (0.0)" not in table1.markdown(results, "cmd").split("| sparse_1 |")[1].split("\n")[0]
+    assert table["qerror_1"][0] == "[2 diverged, last test 11.3]"
+    o = table1.ordering("qerror_1", table1.cells(table1.table_runs(results, rows)))
+    assert o["ours"] == "RBP > BP (diverged)" and o["status"] == "differs" and o["diverged"] == ["bp"]
+    assert "our BP diverged on every seed" in table1.check_text(o)
+    assert "BP: all 2 runs diverged" in text and "No results yet for BP" not in text

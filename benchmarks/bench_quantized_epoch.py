@@ -36,7 +36,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 from bench_epoch import SIZES  # noqa: E402
 from common import Tables, command_line, time_interleaved  # noqa: E402
-from kernels import dispatch  # noqa: E402
+from kernels.dispatch import update as dispatch_update  # noqa: E402
 from lowbit_rbp.core.config import RunConfig, apply_overrides  # noqa: E402
 from lowbit_rbp.data import load_dataset  # noqa: E402
 from lowbit_rbp.core.formats import parse_format  # noqa: E402
@@ -64,12 +64,12 @@ DESCRIPTION = {
 def general_update_kernel():
     """Within: the dispatch finds no code plan for any format, so the per-example update runs the
     general kernel ``kernels.cpu.per_example_update`` (the same bits)."""
-    saved = dispatch._code_plan
-    dispatch._code_plan = lambda fmt: None
+    saved = dispatch_update._code_plan
+    dispatch_update._code_plan = lambda fmt: None
     try:
         yield
     finally:
-        dispatch._code_plan = saved
+        dispatch_update._code_plan = saved
 
 
 def epoch(trainer: Trainer, general: bool) -> None:

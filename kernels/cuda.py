@@ -1,7 +1,8 @@
 """Numba CUDA kernels: bit-exact twins of ``kernels.reference`` (import this module lazily).
 
-The scalar arithmetic is the ``register_jitable`` code of ``kernels.cpu``, inlined here, so CPU
-and GPU share one implementation. fastmath stays off (IEEE division, no flush-to-zero). NVVM
+The scalar arithmetic is the ``register_jitable`` code of ``kernels.cpu`` (``kernels.cpu.scalar``;
+``acc_in``: ``kernels.cpu.products``, ``lut_value``: ``kernels.cpu.lut``), inlined here, so CPU and
+GPU share one implementation. fastmath stays off (IEEE division, no flush-to-zero). NVVM
 contracts a*b + c into fma by default; every such pair in the shared code multiplies by a power
 of two (an exact product), or is separated by a float32 rounding, so contraction cannot change
 a result.
@@ -18,7 +19,9 @@ import math
 import numpy as np
 from numba import cuda
 
-from .cpu import acc_add, acc_in, fixed_code, lut_value, overflow, quant_value
+from .cpu.lut import lut_value
+from .cpu.products import acc_in
+from .cpu.scalar import acc_add, fixed_code, overflow, quant_value
 
 _THREADS = 256
 _MAX_BLOCKS = 65535
@@ -106,7 +109,7 @@ def _k_accumulate_fixed(X, PA, key, counter, out):
         out[j] = np.float32(acc * PA[8] + 0.0)
 
 
-# --- bit-true learning channel (twins of kernels.cpu's section of the same name) ---------------
+# --- bit-true learning channel (twins of the sections of that name in kernels.cpu.products, .lut) -
 
 def _k_fixed_product(R, B, PA, out):
     n, b = cuda.grid(2)

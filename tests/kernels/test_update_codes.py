@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from kcases import awkward_values, describe_diff, same_bits
 from kernels import cpu, dispatch, reference
+from kernels.dispatch import update as dispatch_update
 from lowbit_rbp.core.formats import FixedPoint, Float32, LogQuant
 
 KINDS = {cpu.CODE_LOG_STOCH32: "log_stoch32", cpu.CODE_LOG_STOCH64: "log_stoch64", cpu.CODE_LOG_CLIP: "log_clip",
@@ -360,7 +361,7 @@ def test_dispatch_short_path_and_its_fallbacks(kind, monkeypatch):
     if kind in ("torch", "numpy", "numpy-readonly-inputs", "float32-accumulator"):
         def long_way(*a, **k):
             raise AssertionError("the short path was not taken")
-        monkeypatch.setattr(dispatch, "_host", long_way)           # the long way converts inputs with _host
+        monkeypatch.setattr(dispatch_update, "_host", long_way)    # the long way converts inputs with _host
     got = dispatch.per_example_update(*args, fmt, accumulator=acc, seed=4, counter=2 ** 40, out=out, backend="auto")
     assert got is out
     check(np.asarray(out), want)
@@ -385,7 +386,7 @@ def test_training_with_the_code_kernel_gives_the_general_kernels_weights(spec, t
 
     with_codes = weights()
     assert len(calls) == 3 * 200 // 25                                 # 3 weight layers, 8 minibatches
-    monkeypatch.setattr(dispatch, "_code_plan", lambda fmt: None)
+    monkeypatch.setattr(dispatch_update, "_code_plan", lambda fmt: None)
     general = weights()
     assert len(calls) == 3 * 200 // 25
     for a, b in zip(with_codes, general):

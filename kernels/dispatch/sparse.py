@@ -23,6 +23,18 @@ def _lists(index_lists):
     return indptr, indices, None, None
 
 
+
+def _kept_or_fast(backend: str, R, index_lists, signs, acc, scale, out, what: str):
+    """The Numba short paths of a sparse product: a kept call on the same tensors (``_SparseCall``),
+    else the direct kernel on CPU torch/NumPy operands; None when neither applies (the general path
+    then validates and dispatches)."""
+    if backend not in ("numba", "auto"):
+        return None
+    call = _SPARSE_CALLS.get(id(out))
+    if call is not None and call.serves(R, index_lists, signs, acc, scale):
+        return call.run()
+    return _sparse_fast(R, index_lists, signs, scale, acc, out, what)
+
 def sparse_feedback_product(R, index_lists, scale=None, out=None, *, backend: str = "numpy"):
     """``J[b, r] = scale * sum_{s in idx(r)} R[b, s]``: the received signal through a binary
     feedback matrix stored as index lists (``binary_to_index_lists``); additions only.
@@ -31,13 +43,9 @@ def sparse_feedback_product(R, index_lists, scale=None, out=None, *, backend: st
     lists' scale (required with a bare tuple). ``R``: (batch, sender) float32. On the Numba
     backend, lists are checked once per object (see ``_validated``): do not change them in place.
     """
-    if backend == "numba" or backend == "auto":
-        call = _SPARSE_CALLS.get(id(out))
-        if call is not None and call.serves(R, index_lists, None, None, scale):
-            return call.run()
-        res = _sparse_fast(R, index_lists, None, scale, None, out, "sparse_feedback_product")
-        if res is not None:
-            return res
+    res = _kept_or_fast(backend, R, index_lists, None, None, scale, out, "sparse_feedback_product")
+    if res is not None:
+        return res
     be = _backend(backend, R, out)
     indptr, indices, lscale, n_senders = _lists(index_lists)
     if scale is None:
@@ -94,13 +102,9 @@ def fixed_sparse_product(R, index_lists, acc, signs=None, *, scale=None, out=Non
     exact for a power of two. A receiver with no senders gets 0. R: (batch, sender) float32.
     Lists and signs are checked once per object (``_validated``): do not change them in place.
     """
-    if backend == "numba" or backend == "auto":
-        call = _SPARSE_CALLS.get(id(out))
-        if call is not None and call.serves(R, index_lists, signs, acc, scale):
-            return call.run()
-        res = _sparse_fast(R, index_lists, signs, scale, acc, out, "fixed_sparse_product")
-        if res is not None:
-            return res
+    res = _kept_or_fast(backend, R, index_lists, signs, acc, scale, out, "fixed_sparse_product")
+    if res is not None:
+        return res
     be = _backend(backend, R, out)
     r_shape = tuple(R.shape)
     if len(r_shape) != 2:

@@ -34,6 +34,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from common import Tables, command_line, time_interleaved  # noqa: E402
 from kernels import cpu, dispatch  # noqa: E402
+from kernels.dispatch.update import _serial_update  # noqa: E402
 from lowbit_rbp.core.runtime import match_numba_threads  # noqa: E402
 from lowbit_rbp.core.formats import FixedPoint, LogQuant  # noqa: E402
 
@@ -69,7 +70,7 @@ def general_kernel(fmt, R: np.ndarray, O: np.ndarray, out: np.ndarray):
     P = cpu.format_params(fmt)
     mode, table = cpu.kernel_mode(fmt, P)
     PA, key, c = cpu.format_params(None), cpu.seed_key(0), cpu.u64(0)
-    serial = R.size * O.shape[1] < dispatch.SERIAL_MAX_UPDATE or R.shape[1] < 2
+    serial = _serial_update(R.shape[0], R.shape[1], O.shape[1])
     kern = cpu.per_example_update_serial if serial else cpu.per_example_update
     return lambda: kern(R, O, P, PA, table, mode, key, c, c, out)
 

@@ -39,7 +39,8 @@ Modules (every name is importable from ``kernels.cpu`` itself):
 - ``products``: the dense low-bit product, fixed accumulation and the accumulator product;
 - ``activation``: the forward tanh and its f' product;
 - ``sparse``: the sparse products through index lists;
-- ``lut``: the f' lookup table and scale-and-round.
+- ``lut``: the f' lookup table and scale-and-round;
+- ``stats``: quantizer statistics of the learning diagnostics in one pass.
 """
 from numba import get_num_threads
 
@@ -66,6 +67,7 @@ from .scalar import (acc_add, bits_value, bits_value_stoch, draw24, ffloor, fixe
                      uniform, wrap_range)
 from .sparse import (OSCALE, SPARSE_CHUNK, SPARSE_COLUMNS, gather_transposed, plan_parts, sparse_codes, sparse_params,
                      sparse_plan, sparse_product, sparse_product_serial, sparse_rows, sparse_tables, store_transposed4)
+from .stats import quantization_counts
 from .update import nonzero_columns, per_example_update, per_example_update_serial, update_rows
 
 #: Every name of the modules above, and ``get_num_threads`` (Numba) and ``seed_key``
@@ -90,4 +92,4 @@ __all__ = ["get_num_threads", "seed_key", "ACTIVATION_CHUNK", "tanh_flat", "tanh
            "sr_code", "table_level", "table_tuples", "table_value", "table_value_stoch", "uniform", "wrap_range",
            "OSCALE", "SPARSE_CHUNK", "SPARSE_COLUMNS", "gather_transposed", "plan_parts", "sparse_codes",
            "sparse_params", "sparse_plan", "sparse_product", "sparse_product_serial", "sparse_rows", "sparse_tables",
-           "store_transposed4", "nonzero_columns", "per_example_update", "per_example_update_serial", "update_rows"]
+           "store_transposed4", "quantization_counts", "nonzero_columns", "per_example_update", "per_example_update_serial", "update_rows"]

@@ -50,7 +50,8 @@ Modules (the public names, and the private ones tests and benchmarks read, are i
 - ``sparse``: ``sparse_feedback_product``, ``fixed_sparse_product`` (``_SparseCall``);
 - ``products``: ``lowbit_dense_product``, ``accumulate_fixed``, ``fixed_product``;
 - ``update``: ``per_example_update`` (``_code_plan``);
-- ``lut``: ``fprime_lut``, ``fixed_scale_round``.
+- ``lut``: ``fprime_lut``, ``fixed_scale_round``;
+- ``stats``: ``quantization_counts`` (the learning diagnostics' quantizer statistics).
 """
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ from .prepared import _keys, _params, _prep, _seed_key, _u64
 from .products import accumulate_fixed, fixed_product, lowbit_dense_product
 from .quantizers import add_quantize_, quantize, quantize_
 from .sparse import SPARSE_CALLS_KEPT, _SPARSE_CALLS, fixed_sparse_product, sparse_feedback_product
+from .stats import quantization_counts
 from .update import SERIAL_MAX_UPDATE, per_example_update
 from .views import FLAT_CACHE_ENTRIES, FLAT_CACHE_MAX
 
@@ -73,5 +75,5 @@ __all__ = ["BINARY", "FprimeTable", "IndexLists", "TERNARY", "binary_to_index_li
            "tanh_fprime_mul_", "BACKENDS", "SERIAL_MAX_PRODUCT", "SERIAL_MAX_QUANTIZE", "_cpu", "fixed_scale_round",
            "fprime_lut", "_keys", "_params", "_prep", "_seed_key", "_u64", "accumulate_fixed", "fixed_product",
            "lowbit_dense_product", "add_quantize_", "quantize", "quantize_", "SPARSE_CALLS_KEPT", "_SPARSE_CALLS",
-           "fixed_sparse_product", "sparse_feedback_product", "SERIAL_MAX_UPDATE", "per_example_update",
+           "fixed_sparse_product", "sparse_feedback_product", "quantization_counts", "SERIAL_MAX_UPDATE", "per_example_update",
            "FLAT_CACHE_ENTRIES", "FLAT_CACHE_MAX"]

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+from kernels.reference import QUANT_COUNTS
 
 from ..core.config import FormatsConfig, RunConfig
 from ..core.formats import Float32
@@ -49,7 +50,7 @@ from .channel import ForwardChannel
 # of the per-example products); the training's streams are seed*4+1..4 and seed*4+7.
 STREAM = 2 ** 40 + 19
 QUANT_POINTS = ("error", "signal", "update")
-QUANT_STATS = ("zero", "smallest", "clipped", "underflow")
+QUANT_STATS = QUANT_COUNTS    # zero, smallest, clipped, underflow: what the kernel counts, in its order
 METRICS = {
     "update_angle": "angle (degrees) between the channel's update of W[k] and BP's gradient, same minibatch "
                     "and weights",
@@ -110,23 +111,15 @@ def format_levels(fmt) -> tuple[float, float, float]:
     return fmt.scale, largest, fmt.scale / 2.0
 
 
-def quantization_stats(before: torch.Tensor, after: torch.Tensor, fmt) -> dict:
+def quantization_stats(before: torch.Tensor, after: torch.Tensor, fmt, backend: str = "auto") -> dict:
     """Fractions of ``QUANT_STATS`` for values ``before`` a quantizer and the same values ``after`` it
-    (counted with NumPy on the CPU: one pass per count, no temporaries beyond one magnitude array)."""
+    (``kernels.dispatch.quantization_counts``: one pass, bit for bit its NumPy reference)."""
+    from kernels import dispatch
     smallest, largest, threshold = format_levels(fmt)
-    b = before.detach().cpu().numpy().ravel()
-    a = after.detach().cpu().numpy().ravel()
-    n = b.size
-    mag = np.abs(b)
-    if fmt.kind == "fixed":
-        clipped = np.count_nonzero(b > fmt.int_max * fmt.scale) + np.count_nonzero(b < fmt.int_min * fmt.scale)
-    else:
-        clipped = np.count_nonzero(mag > largest)
-    level = np.float32(smallest)
-    return {"zero": (n - np.count_nonzero(a)) / n,
-            "smallest": (np.count_nonzero(a == level) + np.count_nonzero(a == -level)) / n,
-            "clipped": int(clipped) / n,
-            "underflow": (np.count_nonzero(mag < threshold) - (n - np.count_nonzero(b))) / n}
+    lo, hi = (fmt.int_min * fmt.scale, fmt.int_max * fmt.scale) if fmt.kind == "fixed" else (-largest, largest)
+    counts = dispatch.quantization_counts(before, after, smallest, lo, hi, threshold, backend=backend)
+    n = before.numel()
+    return {stat: int(c) / n for stat, c in zip(QUANT_STATS, counts)}
 
 
 def sampled_steps(steps: int, n: int) -> frozenset[int]:
@@ -189,7 +182,7 @@ class Diagnostics:
             return q(t)
         before = t.clone()
         q(t)
-        for stat, value in quantization_stats(before, t, q.fmt).items():
+        for stat, value in quantization_stats(before, t, q.fmt, self.backend).items():
             self.add(k, f"{point}_{stat}", value)
         return t
 
@@ -253,7 +246,7 @@ class Diagnostics:
         from kernels import dispatch
         dispatch.quantize_(quantized, self.update_fmt, seed=STREAM, counter=self.counter, backend=self.backend)
         self.counter += quantized.numel()
-        for stat, value in quantization_stats(products, quantized, self.update_fmt).items():
+        for stat, value in quantization_stats(products, quantized, self.update_fmt, self.backend).items():
             self.add(k, f"update_{stat}", value)
 
     # --- per epoch ----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..core.config import RunConfig, from_dict, read_toml
 from ..errors import ConfigError, bad_value
-from .sweep import Sweep, _check_key, _flatten, _set, expand_sweep
+from .sweep import Sweep, _check_key, _set, base_table, expand_sweep
 
 SPACE_KEYS = ("name", "description", "base", "knobs", "search")
 # The [search] table's keys and the type of each value (what they mean: lowbit_rbp.results.search).
@@ -165,12 +165,8 @@ def parse_space(data: dict, name: str = "space", source: str = "") -> Space:
     for k in data:
         if k not in SPACE_KEYS:
             raise bad_value(f"{where}: unknown key", k, ", ".join(SPACE_KEYS))
+    base_keys = base_table(data, where)
     base = data.get("base", {})
-    if not isinstance(base, dict):
-        raise ConfigError(f"{where}: [base] must be a table of run settings")
-    base_keys = _flatten(base)
-    for k in base_keys:
-        _check_key(f"{where} [base]", k)
     knobs_table = data.get("knobs")
     if not isinstance(knobs_table, dict) or not knobs_table:
         raise ConfigError(f"{where}: [knobs] must be a non-empty table of dotted config fields -> candidate "

@@ -127,6 +127,18 @@ def _check_key(where: str, dotted: str) -> None:
         raise bad_value(f"{where}: unknown config field", dotted, ", ".join(f"{parts[0]}.{n}" for n in known))
 
 
+def base_table(data: dict, where: str) -> dict:
+    """The ``[base]`` table of a sweep or space file, flattened to dotted keys, each a known config
+    field (``where`` names the file in the errors)."""
+    base = data.get("base", {})
+    if not isinstance(base, dict):
+        raise ConfigError(f"{where}: [base] must be a table of run settings")
+    flat = _flatten(base)
+    for k in flat:
+        _check_key(f"{where} [base]", k)
+    return flat
+
+
 def expand_sweep(data: dict, name: str = "sweep", source: str = "", *, seeds=None, overrides=()) -> Sweep:
     """Expand a parsed sweep table into validated run configs. ``seeds`` replaces the file's
     seeds; ``overrides`` (``section.key=value``) are set on every run, over everything else."""
@@ -148,12 +160,7 @@ def expand_sweep(data: dict, name: str = "sweep", source: str = "", *, seeds=Non
         extra[key.strip()] = _parse_scalar(raw)
     if seeds is not None:
         data = {**data, "seeds": list(seeds)}
-    base = data.get("base", {})
-    if not isinstance(base, dict):
-        raise ConfigError(f"sweep {where}: [base] must be a table of run settings")
-    base_flat = _flatten(base)
-    for k in base_flat:
-        _check_key(f"sweep {where} [base]", k)
+    base_flat = base_table(data, f"sweep {where}")
     grid = data.get("grid", {})
     if not isinstance(grid, dict):
         raise ConfigError(f"sweep {where}: [grid] must be a table of dotted keys -> lists")

@@ -136,11 +136,23 @@ def axis_table(designs: list, base: tuple, key: str, title: str) -> list[str]:
     for x in xs:
         mark = " (baseline)" if x == base[idx] else ""
         lines.append("| " + " | ".join([f"{x}{mark}"] + [_cell(cells.get((x, a, fb))) for a, fb in cols]) + " |")
-    same = [f"{alg_name(a)} {fb}" for a, fb in cols if _identical([cells[k] for k in cells if k[1:] == (a, fb)])]
-    if same:
-        lines += ["", f"{', '.join(same)}: every epoch's losses and accuracies are the same, seed by seed, whatever "
-                  f"the {title}: the bit-true runs are identical, so no sum ever left even the narrowest range."]
-    return lines
+    notes = []
+    for a, fb in cols:
+        widths = sorted((x for x, a2, fb2 in cells if (a2, fb2) == (a, fb)), reverse=True)
+        same = 1        # how many of the widest widths give identical runs
+        while same < len(widths) and _identical([cells[(x, a, fb)] for x in widths[:same + 1]]):
+            same += 1
+        if same < 2:
+            continue
+        name, lo, hi = f"{alg_name(a)} {fb}", widths[same - 1], widths[0]
+        if same == len(widths):
+            notes.append(f"{name}: the runs are identical, every epoch seed by seed, for every {title} tried "
+                         f"({lo} to {hi}): no sum left even the narrowest range.")
+        else:
+            narrower = ", ".join(str(x) for x in sorted(widths[same:]))
+            notes.append(f"{name}: the runs are identical, every epoch seed by seed, from {lo} to {hi} bits; at "
+                         f"{narrower} bits sums leave the range and saturate, and the runs change.")
+    return lines + (["", *(f"- {n}" for n in notes)] if notes else [])
 
 
 def _identical(groups: list[Group]) -> bool:

@@ -1,6 +1,6 @@
 """Section 7 of Baldi, Sadowski & Lu (2018): averaged learning ODEs, their fixed points and figures.
 
-- :mod:`.odes`: the vector fields (``Linear111``, ``Chain``, ``Expansive1N1``, ``CompressiveN1N``,
+- :mod:`.nonlinear`: the vector fields (``Linear111``, ``Chain``, ``Expansive1N1``, ``CompressiveN1N``,
   ``Nonlinear111``; RBP/SRBP and BP), their invariants and predicted end points.
 - :mod:`.analysis`: accurate integration (``solve_ivp``), Jacobians, eigenvalues, perturbations.
 - :mod:`.sgd`: real online SGD with RBP/SRBP/BP on a tiny linear chain, averaged over runs.
@@ -9,7 +9,7 @@
 """
 from .analysis import (Trajectory, classify_fixed_point, fd_jacobian, find_fixed_point, integrate,
                        invariant_drift, jacobian_eigenvalues, perturbation_ratio)
-from .odes import (Chain, CompressiveN1N, Expansive1N1, Linear111, Nonlinear111, gaussian_abs_moment,
+from .nonlinear import (Chain, CompressiveN1N, Expansive1N1, Linear111, Nonlinear111, gaussian_abs_moment,
                    power_moments, theorem1_endpoint)
 from .sgd import SGDResult, chain_for_data, mean_sgd_trajectory, simulate_sgd_chain
 

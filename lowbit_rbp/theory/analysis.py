@@ -1,4 +1,4 @@
-"""Integration, fixed points and linear stability for the systems in :mod:`lowbit_rbp.theory.odes`."""
+"""Integration, fixed points and linear stability for the systems in :mod:`lowbit_rbp.theory.nonlinear`."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import least_squares
 
 from ..errors import bad_value
-from .odes import _fd_jac
+from .nonlinear import _fd_jac
 
 __all__ = ["Trajectory", "integrate", "fd_jacobian", "jacobian_eigenvalues", "classify_fixed_point",
            "find_fixed_point", "perturbation_ratio", "invariant_drift", "METHODS"]

@@ -1,4 +1,4 @@
-"""Integration, fixed points and linear stability for the systems in :mod:`lowbit_rbp.theory.odes`."""
+"""Integration, fixed points and linear stability for the section-7 systems (see :mod:`lowbit_rbp.theory`)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import least_squares
 
 from ..errors import bad_value
-from .odes import _fd_jac
+from .jacobian import fd_jac
 
 __all__ = ["Trajectory", "integrate", "fd_jacobian", "jacobian_eigenvalues", "classify_fixed_point",
            "find_fixed_point", "perturbation_ratio", "invariant_drift", "METHODS"]
@@ -73,7 +73,7 @@ def invariant_drift(system, traj: Trajectory) -> float:
 
 def fd_jacobian(system, y, eps: float = 1e-6) -> np.ndarray:
     """Central finite-difference Jacobian of ``system.rhs`` at ``y``."""
-    return _fd_jac(system.rhs, y, eps)
+    return fd_jac(system.rhs, y, eps)
 
 
 def jacobian_eigenvalues(system, y, *, analytic: bool = True) -> np.ndarray:

@@ -54,7 +54,7 @@ def _run(fn):
 
 
 def _cmd_field(args) -> int:
-    from .odes import Linear111
+    from .linear111 import Linear111
     from .plots import plot_field_111
 
     check_limit("grid", args.grid)
@@ -96,7 +96,8 @@ def _cmd_check(args) -> int:
 
     from ..errors import bad_value
     from .analysis import integrate, invariant_drift, jacobian_eigenvalues
-    from .odes import Chain, check_length
+    from .chains import Chain
+    from .checks import check_length
 
     L = check_length(args.L)
     check_limit("L", L)

@@ -8,7 +8,10 @@ import numpy as np
 
 from ..errors import bad_value
 from .analysis import integrate
-from .odes import Chain, CompressiveN1N, Expansive1N1, Linear111, Nonlinear111
+from .chains import Chain
+from .linear111 import Linear111
+from .nonlinear import Nonlinear111
+from .wide import CompressiveN1N, Expansive1N1
 from .sgd import chain_for_data, simulate_sgd_chain
 
 __all__ = ["plot_field_111", "plot_trajectories", "plot_sgd_vs_ode", "DEFAULT_STARTS_111"]

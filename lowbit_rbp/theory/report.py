@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import fd_jacobian, integrate, invariant_drift, jacobian_eigenvalues, perturbation_ratio
-from .odes import Chain, CompressiveN1N, Expansive1N1, Linear111, Nonlinear111
+from .chains import Chain
+from .linear111 import Linear111
+from .nonlinear import Nonlinear111
+from .wide import CompressiveN1N, Expansive1N1
 from .sgd import chain_for_data, simulate_sgd_chain
 
 __all__ = ["compute_results", "write_report", "FIGURES"]

@@ -3,7 +3,7 @@
 Data: ``I ~ N(0, input_std^2)``, ``T = w_star I + noise`` with ``noise ~ N(0, noise_std^2)``, fresh samples
 every step (online learning from the distribution). Hence ``alpha = E[IT] = w_star input_std^2`` and
 ``beta = E[I^2] = input_std^2``; with learning rate ``eta`` the averaged dynamics is the ODE of
-:class:`lowbit_rbp.theory.odes.Chain` in time ``t = eta * step``. Many independent runs are simulated
+:class:`lowbit_rbp.theory.chains.Chain` in time ``t = eta * step``. Many independent runs are simulated
 at once (vectorised over runs); :func:`mean_sgd_trajectory` averages them.
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import bad_value
-from .odes import Chain, check_feedback, check_length
+from .chains import Chain
+from .checks import check_feedback, check_length
 
 __all__ = ["SGDResult", "simulate_sgd_chain", "mean_sgd_trajectory", "chain_for_data"]
 

@@ -8,7 +8,7 @@ from lowbit_rbp.theory import (Chain, CompressiveN1N, Expansive1N1, Linear111, N
                                classify_fixed_point, fd_jacobian, integrate, invariant_drift,
                                jacobian_eigenvalues, perturbation_ratio, power_moments, simulate_sgd_chain)
 from lowbit_rbp.theory.cli import main, register
-from lowbit_rbp.theory.odes import check_length
+from lowbit_rbp.theory.checks import check_length
 
 TIGHT = dict(method="DOP853", rtol=1e-12, atol=1e-13)
 STIFF = dict(method="LSODA", rtol=1e-10, atol=1e-12)

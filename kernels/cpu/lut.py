@@ -13,7 +13,7 @@ from .scalar import ffloor
 
 
 # --- bit-true learning channel: f' table, scale and round ----------------------------------------
-# Twins of the reference's section of the same name (see there for the arithmetic). Each kernel has
+# Twins of ``kernels.reference.lut`` (see there for the arithmetic). Each kernel has
 # a parallel version and a serial twin for small calls; both run the same ``register_jitable`` loops.
 
 @register_jitable

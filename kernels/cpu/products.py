@@ -50,13 +50,13 @@ def accumulate_fixed(X, PA, key, counter, out):
 
 
 # --- bit-true learning channel: fixed-point accumulator products ---------------------------------
-# Twins of the reference's section of the same name (see there for the arithmetic). Accumulators
-# are format tuples ``PA`` (``format_params`` of a FixedPoint). Each kernel has a parallel version
-# and a serial twin for small calls; both run the same ``register_jitable`` loops.
+# Twins of the reference's accumulator products (the arithmetic: ``kernels.reference.accumulator``).
+# Accumulators are format tuples ``PA`` (``format_params`` of a FixedPoint). Each kernel has a
+# parallel version and a serial twin for small calls; both run the same ``register_jitable`` loops.
 
 @register_jitable
 def wrap_code(k, PA):
-    """An integer code k (float64) modulo 2^word, into [int_min, int_max]: ``reference._wrap_codes``.
+    """An integer code k (float64) modulo 2^word, into [int_min, int_max]: ``reference.accumulator._wrap_codes``.
     Exact for every k: k / span and the floor are exact, and k - span * floor(k / span) is a
     representable number in [0, span) (0 once k is a multiple of span)."""
     m = k - PA[11] * ffloor(k / PA[11])

@@ -91,7 +91,7 @@ def saturate(k, lo, hi):
 @register_jitable
 def wrap_range(k, lo, span):
     """An integer code wrapped modulo ``span`` = 2^word into [lo, lo + span): ``a - span*floor(a/span)``
-    with ``a = k - lo`` is exact (``reference._overflow``'s ``np.mod``). Branch-free."""
+    with ``a = k - lo`` is exact (``reference.quantize._overflow``'s ``np.mod``). Branch-free."""
     a = k - lo
     return (a - span * ffloor(a / span)) + lo
 

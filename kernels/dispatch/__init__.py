@@ -23,8 +23,8 @@ The per-example update runs ``kernels.cpu.update_codes`` (exact sums of integer 
 format, accumulator, batch size and data allow it, and ``kernels.cpu.per_example_update``
 otherwise; both return the reference's bits.
 
-The bit-true learning channel (the definitions and the arithmetic are in ``reference``, section of
-the same name)::
+The bit-true learning channel (the definitions are in ``reference``'s ``accumulator``, ``products``,
+``sparse`` and ``lut`` modules; the arithmetic in ``reference.accumulator``'s docstring)::
 
     check_accumulator_holds(r_fmt, b_fmt, acc)   once, when the channel is configured
     fixed_product(R, B, acc)                     J = R @ B, accumulator saturating/wrapping per add

@@ -23,7 +23,7 @@ OVERFLOWS = ("saturate", "wrap")
 UNDERFLOWS = ("clip", "flush", "stochastic")
 LEVELS = ("paper", "full")
 # Random bits per stochastic rounding: the kernels draw one uniform on a 2^-24 grid per rounded value
-# (kernels/reference.py uniform_counter); the cost model prices them as random bits.
+# (kernels/reference/rng.py uniform_counter); the cost model prices them as random bits.
 UNIFORM_BITS = 24
 
 

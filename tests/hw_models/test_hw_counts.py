@@ -353,7 +353,7 @@ def test_bit_true_datapath_priced_as_configured():
 
 
 def test_stochastic_rounding_draws_are_priced():
-    """Each stochastic rounding draws one 24-bit uniform in the trainer (kernels/reference.py
+    """Each stochastic rounding draws one 24-bit uniform in the trainer (kernels/reference/rng.py
     uniform_counter), so the cost model charges 24 random bits per rounded value: 10 output errors,
     100 sent signals per hidden layer, and every stored weight and bias once per minibatch of 100."""
     sto = ["channel.algorithm=srbp", "channel.feedback=sparse:n=1", "formats.quantize_at=after_fprime",

@@ -43,24 +43,23 @@ def check_alpha(value, what: str = "alpha = E[IT]") -> float:
     return finite(what, value)
 
 
-def check_length(value, what: str = "chain length L (number of forward weights)") -> int:
+def _integer(what: str, value, low: int, note: str = "") -> int:
+    """``value`` as an int >= ``low`` (a float only when it is a whole number)."""
     try:
         n = int(value)
     except (TypeError, ValueError):
-        raise bad_value(what, value, "an integer >= 2") from None
-    if n != value or n < 2:
-        raise bad_value(what, value, "an integer >= 2 (L = 2 is the [1,1,1] net)")
+        raise bad_value(what, value, f"an integer >= {low}") from None
+    if n != value or n < low:
+        raise bad_value(what, value, f"an integer >= {low}{note}")
     return n
+
+
+def check_length(value, what: str = "chain length L (number of forward weights)") -> int:
+    return _integer(what, value, 2, " (L = 2 is the [1,1,1] net)")
 
 
 def check_width(value, what: str = "width N") -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise bad_value(what, value, "an integer >= 1") from None
-    if n != value or n < 1:
-        raise bad_value(what, value, "an integer >= 1")
-    return n
+    return _integer(what, value, 1)
 
 
 def check_mu(value, what: str = "mu (exponent of f(x) = x^mu)") -> float:

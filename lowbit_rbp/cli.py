@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.cli import register as register_data
     from .theory.cli import register as register_theory
     from .cost.cli import register as register_cost, register_budget
-    from .results.cli import register as register_sweep
+    from .commands import register as register_sweep
     register_data(sub)
     register_sweep(sub)
     register_cost(sub)

@@ -7,7 +7,7 @@ import pytest
 
 from lowbit_rbp.cli import main
 from lowbit_rbp.core.runtime import Runtime
-from lowbit_rbp.results.cli import thread_note
+from lowbit_rbp.commands import thread_note
 from lowbit_rbp.results.store import Store, StoreError
 from lowbit_rbp.results.sweep import run_sweep
 

@@ -12,7 +12,7 @@ from lowbit_rbp.core.runtime import Runtime
 from lowbit_rbp.report.sweep_report import write_report
 from lowbit_rbp.report.tables import budget, default_cost, group, load_results, pareto_front
 from lowbit_rbp.results.sweep import run_sweep
-from lowbit_rbp.results.cli import register
+from lowbit_rbp.commands import register
 
 sys.path.insert(0, str(Path(__file__).parent))
 import helper  # noqa: E402

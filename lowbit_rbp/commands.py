@@ -1,5 +1,6 @@
-"""Sub-commands ``sweep``, ``reproduce``, ``demo`` and ``report`` (registered into the main CLI by
-``register(subparsers)``).
+"""Sub-commands ``sweep``, ``reproduce``, ``demo``, ``report`` and ``search`` (registered into the main
+CLI by ``register(subparsers)``). They run sweeps and searches (``lowbit_rbp.results``) and render
+their reports (``lowbit_rbp.report``), so they stand above both.
 
     lowbit-rbp sweep lowbit_rbp/sweeps/mnist_table1.toml --store results/sweeps.db --workers 2
     lowbit-rbp sweep SWEEP.toml --executor dask --scheduler tcp://127.0.0.1:8786
@@ -19,14 +20,14 @@ import argparse
 import os
 import sys
 
-from ..errors import ConfigError, bad_value
+from .errors import ConfigError, bad_value
 
 DEFAULT_STORE = "results/sweeps.db"
 
 
 def cmd_sweep(args) -> int:
-    from ..core.runtime import Runtime
-    from .sweep import load_sweep, run_sweep
+    from .core.runtime import Runtime
+    from .results.sweep import load_sweep, run_sweep
     sw = load_sweep(args.sweep)
     if args.executor == "local" and args.scheduler:
         raise ConfigError("--scheduler is for --executor dask")
@@ -56,7 +57,7 @@ def thread_note(store_path, sweep, threads: int) -> str:
     """A note when runs of ``sweep`` already done in the store were trained on another thread count
     than the next ones will be (results differ in the last digits: README "Results and threads")."""
     from pathlib import Path
-    from .store import Store
+    from .results.store import Store
     if not Path(store_path).is_file() or not Path(store_path).stat().st_size:
         return ""
     st = Store.read_only(store_path)
@@ -101,10 +102,10 @@ def parse_seeds(text: str) -> list[int]:
 def cmd_reproduce(args) -> int:
     import shlex
     from pathlib import Path
-    from ..core.runtime import Runtime
-    from ..report import experiment
-    from .store import Store
-    from .sweep import load_sweep, run_sweep, sweep_path
+    from .core.runtime import Runtime
+    from .report import experiment
+    from .results.store import Store
+    from .results.sweep import load_sweep, run_sweep, sweep_path
     runtime = Runtime.from_args(args)
     path = sweep_path(args.experiment)
     default_epochs = load_sweep(path).configs[0].train.epochs
@@ -141,10 +142,10 @@ def cmd_reproduce(args) -> int:
 def cmd_demo(args) -> int:
     import tempfile
     from pathlib import Path
-    from ..core.runtime import Runtime
-    from ..report import experiment
-    from .store import Store
-    from .sweep import load_sweep, run_sweep
+    from .core.runtime import Runtime
+    from .report import experiment
+    from .results.store import Store
+    from .results.sweep import load_sweep, run_sweep
     store = args.store or str(Path(tempfile.mkdtemp(prefix="lowbit-rbp-demo-")) / "demo.db")
     overrides = [f"train.epochs={args.epochs}"] + ([f"train.train_subset={args.train_subset}"]
                                                    if args.train_subset else [])
@@ -162,7 +163,7 @@ def cmd_demo(args) -> int:
 
 def _parse_budget(items) -> dict:
     import math
-    from ..report.tables import COST_KEYS
+    from .report.tables import COST_KEYS
     out = {}
     for item in items or ():
         k, eq, v = item.partition("=")
@@ -194,8 +195,8 @@ def _parse_plan(text):
 
 def cmd_report(args) -> int:
     from pathlib import Path
-    from ..report.sweep_report import write_report
-    from .store import Store
+    from .report.sweep_report import write_report
+    from .results.store import Store
     if not Path(args.store).is_file():
         raise ConfigError(f"results store {args.store!r} does not exist; run `lowbit-rbp sweep` first")
     Store.read_only(args.store).close()    # not a store: refused before anything is written
@@ -203,7 +204,7 @@ def cmd_report(args) -> int:
         if args.budget or args.cheapest:
             raise ConfigError("--bit-true writes the designer's grid report; --budget and --cheapest are for the "
                               "store report (leave --bit-true out)")
-        from ..report.bit_true import write_bit_true_report
+        from .report.bit_true import write_bit_true_report
         command = " ".join(["lowbit-rbp report --bit-true", "--store", args.store, "--out", args.out,
                             *(["--no-plots"] if args.no_plots else [])])
         path = write_bit_true_report(args.store, args.out, command=command, plots=not args.no_plots)
@@ -225,21 +226,21 @@ def cmd_report(args) -> int:
 
 def _search_setting(args, space, name):
     """A search setting: the command line's, else the space file's [search] table's, else the default."""
-    from .search import DEFAULTS
+    from .results.search import DEFAULTS
     value = getattr(args, "objective" if name == "objectives" else name)
     return value if value is not None else space.defaults.get(name, DEFAULTS[name])
 
 
 def cmd_search(args) -> int:
-    from ..core.runtime import Runtime
-    from .search import Pruner, parse_objectives, run_search, train_grid
-    from .space import load_space
+    from .core.runtime import Runtime
+    from .results.search import Pruner, parse_objectives, run_search, train_grid
+    from .results.space import load_space
     space = load_space(args.space)
     objectives = parse_objectives(_search_setting(args, space, "objectives"))
     if args.executor == "local" and args.scheduler:
         raise ConfigError("--scheduler is for --executor dask")
     if args.report:
-        from ..report.search_report import write_search_report
+        from .report.search_report import write_search_report
         command = "lowbit-rbp " + " ".join(getattr(args, "argv", sys.argv[1:]))
         path = write_search_report(space, args.store, objectives, args.report, grid_store=args.grid_store,
                                    journal=args.journal, other_stores=args.other_search, command=command)
@@ -275,14 +276,14 @@ def cmd_search(args) -> int:
 
 
 def register(subparsers) -> None:
-    from ..core.runtime import Runtime
+    from .core.runtime import Runtime
     p = subparsers.add_parser("sweep", help="train every run of a sweep file into a SQLite results store")
     p.add_argument("sweep", metavar="SWEEP.toml", help="sweep file (see lowbit_rbp/sweeps/)")
     p.add_argument("--store", default=DEFAULT_STORE, help=f"SQLite results store (default {DEFAULT_STORE})")
     Runtime.add_flags(p, workers=True)
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
-    from .store import RECLAIM_AFTER, STALE_AFTER
+    from .results.store import RECLAIM_AFTER, STALE_AFTER
     p.add_argument("--reclaim", action="store_true", help="first take over the runs left 'running' by an owner "
                    f"whose heartbeat stopped {RECLAIM_AFTER:g} s ago (a host that went away); without it: after "
                    f"{STALE_AFTER:g} s")
@@ -342,7 +343,7 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
 
-    from ..report.tables import COST_KEYS
+    from .report.tables import COST_KEYS
     p = subparsers.add_parser("report", help="Markdown tables and PNG plots from a results store")
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--out", default="reports/sweeps", help="output folder (tables.md, *.png)")

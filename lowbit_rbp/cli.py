@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .data.cli import register as register_data
     from .theory.cli import register as register_theory
-    from .cost.cli import register as register_cost, register_budget
+    from .cost_commands import register as register_cost, register_budget
     from .commands import register as register_sweep
     register_data(sub)
     register_sweep(sub)

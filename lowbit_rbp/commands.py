@@ -163,7 +163,7 @@ def cmd_demo(args) -> int:
 
 def _parse_budget(items) -> dict:
     import math
-    from .report.tables import COST_KEYS
+    from .cost.per_example import COST_KEYS
     out = {}
     for item in items or ():
         k, eq, v = item.partition("=")
@@ -343,7 +343,7 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
 
-    from .report.tables import COST_KEYS
+    from .cost.per_example import COST_KEYS
     p = subparsers.add_parser("report", help="Markdown tables and PNG plots from a results store")
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--out", default="reports/sweeps", help="output folder (tables.md, *.png)")

@@ -1,6 +1,7 @@
 """What the learning channel of a run config costs in hardware: counts of every action per layer
 and phase (``counts``), priced by the hardware models (``hw_models``) into a cost report
-(``report``), rendered as Markdown, CSV and JSON; the ``cost`` command (``cli``).
+(``report``), rendered as Markdown, CSV and JSON; a run's cost per training example as one flat
+record for reports, budgets and searches (``per_example``).
 
     from lowbit_rbp.cost import cost_report, render_markdown
     rep = cost_report(cfg)                 # cfg: lowbit_rbp.core.config.RunConfig

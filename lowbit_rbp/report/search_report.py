@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hw_models.markdown import fmt, md_table
-from ..report.tables import COST_INFO, default_cost
+from ..cost.per_example import COST_INFO, default_cost
 from ..results.pareto import front, hypervolume
 from ..results.records import RunRecord
 from ..results.search import journal_path, objective_values, open_study
@@ -287,7 +287,7 @@ def _protocol(space: Space, objectives, searches: list, grid: Side | None) -> li
              f"{base.train.batch_size}, lr {base.train.lr}.",
              f"- Knobs ({len(space.knobs)}; {space.size:g} configurations): {knobs}.",
              f"- Objectives: {', '.join(o.spec for o in objectives)}; accuracy is the final test accuracy, "
-             "costs are per training example from `lowbit_rbp.report.tables.default_cost` (the cost report "
+             "costs are per training example from `lowbit_rbp.cost.per_example.default_cost` (the cost report "
              "and the hardware budget on the default architecture template)."]
     for s in searches:
         states = ", ".join(f"{n} {k.lower()}" for k, n in s.extra["states"].items() if n)

@@ -23,7 +23,7 @@ EPOCH_FIELDS = tuple(f.name for f in fields(EpochRecord))
 @dataclass
 class RunRecord:
     """One run. ``status``: pending | running | finished | diverged | failed. ``cost``: its cost
-    per training example (``lowbit_rbp.report.tables.COST_KEYS``), attached by a report."""
+    per training example (``lowbit_rbp.cost.per_example.COST_KEYS``), attached by a report."""
 
     config: RunConfig
     status: str = "pending"

@@ -19,7 +19,7 @@ the study: the number of distinct configurations it evaluates (a proposal repeat
 evaluated is answered again and not counted); a rerun continues a study up to N.
 
 Objectives: ``accuracy`` (final test accuracy %, maximised; a diverged run counts as 0) and any
-cost per training example of ``lowbit_rbp.report.tables.default_cost`` (``energy_pj``,
+cost per training example of ``lowbit_rbp.cost.per_example.default_cost`` (``energy_pj``,
 ``area_mm2``, ``latency_s``, ...; minimised by default, ``throughput_eps`` maximised).
 
 Pruning (asynchronous successive halving for several objectives, after Schmucker et al.,
@@ -51,7 +51,7 @@ from pathlib import Path
 from ..core.config import RunConfig
 from ..core.runtime import Runtime
 from ..errors import ConfigError, bad_value
-from ..report.tables import COST_KEYS, MAXIMIZED, default_cost
+from ..cost.per_example import COST_KEYS, MAXIMIZED, default_cost
 from .pareto import nondominated_ranks
 from .store import PRUNED_TAG, Store
 from .space import Space, load_space

@@ -9,7 +9,7 @@ from hw_models.report import CostRow
 from lowbit_rbp.cli import main as cli_main
 from lowbit_rbp.core.config import load_config
 from lowbit_rbp.cost import cost_report, render_markdown
-from lowbit_rbp.cost.cli import register
+from lowbit_rbp.cost_commands import register
 
 
 def test_json_csv_markdown_exports():

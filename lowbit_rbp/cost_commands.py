@@ -13,6 +13,7 @@ file) and ``budget`` (its hardware budget: energy with leakage, latency, area, t
     lowbit-rbp budget validation --out reports/hw_validation.md
 
 The net is the one the config trains (``model.*``, its dataset's input), at its forward precision.
+The commands read sweep files (``lowbit_rbp.results``), so they stand above the cost model they run.
 """
 from __future__ import annotations
 
@@ -55,8 +56,8 @@ def run(args) -> int:
     fp = Floorplan(pitch_mm=args.pitch, layout=args.layout, columns=args.columns, wire_model=args.wire_model)
     if args.sweep:
         return _run_sweep(args, fp)
-    from ..core.config import load_config
-    from .report import cost_report, render_markdown
+    from .core.config import load_config
+    from .cost.report import cost_report, render_markdown
     cfg = load_config(args.config, args.overrides)
     rep = cost_report(cfg, energy_table=args.energy_table, floorplan=fp, feedback_seed=args.feedback_seed,
                       feedback_storage=args.feedback_storage, node_nm=args.node, vdd_v=args.vdd)
@@ -77,9 +78,9 @@ def _emit(text: str, out) -> int:
 
 
 def _run_sweep(args, fp) -> int:
-    from ..errors import ConfigError
-    from ..results.sweep import load_sweep
-    from .variants import write_variants_report
+    from .errors import ConfigError
+    from .results.sweep import load_sweep
+    from .cost.variants import write_variants_report
     if args.config or args.overrides:
         raise ConfigError("--sweep prices the runs of the sweep file; --config and --set are for one run")
     if not args.out:
@@ -122,7 +123,7 @@ def _arch_overrides(items) -> dict:
     """``section.field=value`` strings -> {"section.field": value}; values read as TOML (16, true, "8 KiB")
     or, failing that, as plain strings (8 KiB)."""
     import tomllib
-    from ..errors import ConfigError
+    from .errors import ConfigError
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -138,8 +139,8 @@ def _arch_overrides(items) -> dict:
 
 def run_budget(args) -> int:
     from hw_models import exports
-    from ..core.config import load_config
-    from . import budget
+    from .core.config import load_config
+    from .cost import budget
     if args.budget_cmd == "mnist":
         text = budget.mnist_report(args.arch)
     elif args.budget_cmd == "validation":

@@ -389,8 +389,9 @@ def explain_markdown(row: str, c: dict, results: list, quotes: Quotes | None = N
 def markdown(results: list, command: str, quotes: Quotes | None = None, rows: dict | None = None) -> str:
     """The report; ``quotes``: the runs the findings quote (``--findings`` stores); ``rows``: the
     Table 1 sweep's runs (``sweep_rows()``), else every run the store tags with a Table 1 row."""
-    c = cells(results if rows is None else table_runs(results, rows))
-    used = [r for r in (results if rows is None else table_runs(results, rows)) if r.row in MNIST_TABLE1]
+    table = results if rows is None else table_runs(results, rows)
+    c = cells(table)
+    used = [r for r in table if r.row in MNIST_TABLE1]
     lines = ["# MNIST, the paper's Table 1: ours beside the paper's", "",
              "Generated from the results store; do not edit the numbers by hand.", "",
              f"- Command: `{command}`",

@@ -17,7 +17,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 import numpy as np  # noqa: E402
 
-from kcases import awkward_values, describe_diff, same_bits  # noqa: E402
+from kcases import BitChecks, awkward_values  # noqa: E402
 
 
 def main() -> int:
@@ -28,13 +28,8 @@ def main() -> int:
     from kernels import dispatch, reference
     from lowbit_rbp.core.formats import FixedPoint, Float32, LogQuant
 
-    failures = []
-
-    def check(name, got, want):
-        ok = same_bits(np.asarray(got), np.asarray(want))
-        print(("ok   " if ok else "FAIL ") + name, flush=True)
-        if not ok:
-            failures.append(f"{name}: {describe_diff(got, want)}")
+    checks = BitChecks()
+    check = checks.check
 
     rng = np.random.default_rng(0)
     R = reference.quantize(rng.normal(0, 1.5, (3, 6)).astype(np.float32), LogQuant(2, 3))
@@ -75,11 +70,7 @@ def main() -> int:
               dispatch.fixed_scale_round(J, fp, fmt, seed=3, counter=2 ** 64 - 5, backend="cuda"),
               reference.fixed_scale_round(J, fp, fmt, seed=3, counter=2 ** 64 - 5))
 
-    if failures:
-        print("\n".join(failures))
-        return 1
-    print("ALL OK")
-    return 0
+    return checks.exit_status()
 
 
 if __name__ == "__main__":

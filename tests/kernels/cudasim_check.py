@@ -16,8 +16,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 import numpy as np  # noqa: E402
 
-from kcases import (ACCUMULATORS, FIXED_FORMATS, FORMATS, UPDATE_FORMATS, awkward_values, describe_diff,  # noqa: E402
-                    same_bits)
+from kcases import ACCUMULATORS, FIXED_FORMATS, FORMATS, UPDATE_FORMATS, BitChecks, awkward_values  # noqa: E402
 
 
 def main() -> int:
@@ -30,13 +29,8 @@ def main() -> int:
     from kernels import dispatch, reference
     from lowbit_rbp.core.formats import FixedPoint, LogQuant
 
-    failures = []
-
-    def check(name, got, want):
-        ok = same_bits(np.asarray(got), np.asarray(want))
-        print(("ok   " if ok else "FAIL ") + name, flush=True)
-        if not ok:
-            failures.append(f"{name}: {describe_diff(got, want)}")
+    checks = BitChecks()
+    check = checks.check
 
     rng = np.random.default_rng(0)
     x = awkward_values(70, rng, scale=1.5).reshape(7, 10)
@@ -90,11 +84,7 @@ def main() -> int:
         dispatch.add_quantize_(got, g, 0.37, fmt, seed=5, counter=2 ** 64 - 3, backend="cuda")
         check(f"add_quantize_ {fmt.spec}", got, want)
 
-    if failures:
-        print("\n".join(failures))
-        return 1
-    print("ALL OK")
-    return 0
+    return checks.exit_status()
 
 
 if __name__ == "__main__":

@@ -119,3 +119,39 @@ def describe_diff(a, b) -> str:
     bad = np.nonzero(~((a == b) | (np.isnan(a) & np.isnan(b))) | (np.signbit(a) != np.signbit(b)))
     idx = tuple(i[:5] for i in bad)
     return f"{len(bad[0])} differ, e.g. at {idx}: {a[idx]} vs {b[idx]}"
+
+
+class BitChecks:
+    """The CUDA simulator scripts' checks: ``check(name, got, want)`` prints ok / FAIL per case and
+    keeps each failure's difference; ``exit_status()`` prints them (or ALL OK) and gives 1 / 0."""
+
+    def __init__(self):
+        self.failures: list[str] = []
+
+    def check(self, name, got, want) -> None:
+        ok = same_bits(np.asarray(got), np.asarray(want))
+        print(("ok   " if ok else "FAIL ") + name, flush=True)
+        if not ok:
+            self.failures.append(f"{name}: {describe_diff(got, want)}")
+
+    def exit_status(self) -> int:
+        if self.failures:
+            print("\n".join(self.failures))
+            return 1
+        print("ALL OK")
+        return 0
+
+
+def run_cudasim_script(path) -> None:
+    """Run a check script under the Numba CUDA simulator (a subprocess: the simulator is chosen at
+    import); it must print ALL OK and no FAIL."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(root))
+    res = subprocess.run([sys.executable, str(path)], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and "ALL OK" in res.stdout, out[-4000:]
+    assert "FAIL" not in res.stdout

@@ -7,18 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kcases import run_cudasim_script
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CHANNEL_KERNELS = {"fixed_product", "fixed_sparse_product", "fprime_lut", "fixed_scale_round"}
 
 
 def test_channel_cuda_kernels_match_reference_under_simulator():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(ROOT))
-    res = subprocess.run([sys.executable, str(HERE / "cudasim_channel_check.py")], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
-    out = res.stdout + res.stderr
-    assert res.returncode == 0 and "ALL OK" in res.stdout, out[-4000:]
-    assert "FAIL" not in res.stdout
+    run_cudasim_script(HERE / "cudasim_channel_check.py")
 
 
 def test_channel_kernels_are_compiled_by_the_ptx_test():

@@ -2,25 +2,18 @@
 sm_90 from NVVM (no GPU needed for either)."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from kcases import run_cudasim_script
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 
 
 def test_cuda_kernels_match_reference_under_simulator():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(ROOT))
-    res = subprocess.run([sys.executable, str(HERE / "cudasim_check.py")], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
-    out = res.stdout + res.stderr
-    assert res.returncode == 0 and "ALL OK" in res.stdout, out[-4000:]
-    assert "FAIL" not in res.stdout
+    run_cudasim_script(HERE / "cudasim_check.py")
 
 
 def _nvvm_or_skip():

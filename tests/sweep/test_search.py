@@ -208,6 +208,7 @@ def test_report_of_a_search_that_saw_the_whole_space_matches_the_grid(tmp_path):
     out = write_search_report(small, search, objectives, tmp_path / "r.md", grid_store=grid, command="test")
     text = out.read_text()
     assert "**100.00 %** of the grid front's hypervolume" in text and "100.0 % of the grid's 4" in text
+    assert "- Code: runs' " in text and "; report from " in text        # the runs' code and the report's
     assert (tmp_path / "r.png").is_file()
 
 
